@@ -1,0 +1,39 @@
+"""nqm_lib: exact theory, simulation, plots and widgets for the NQM course.
+
+The public API (each function names the chapter that introduces it in its module):
+
+- :class:`NQM` — the problem (chapter 1);
+- :func:`risk_curve`, :func:`steady_state_risk` and their per-coordinate variants — exact
+  expected risk from the second-moment dynamics (chapters 2–5);
+- :func:`simulate`, :func:`sample_minibatch_gradients` — seeded, vectorised Monte Carlo;
+- :mod:`nqm_lib.formulas` — the closed forms the chapters display;
+- :mod:`nqm_lib.plotting`, :mod:`nqm_lib.widgets`, :mod:`nqm_lib.figures` — one plotting
+  style and the interactive figures of the chapters.
+"""
+
+from .dynamics import Hyperparams, max_stable_lr
+from .problem import NQM
+from .simulation import SimulationResult, sample_minibatch_gradients, simulate
+from .theory import (
+    risk_curve,
+    risk_curve_per_coordinate,
+    steady_state_risk,
+    steady_state_risk_per_coordinate,
+)
+from .validation import InstabilityError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NQM",
+    "Hyperparams",
+    "InstabilityError",
+    "SimulationResult",
+    "max_stable_lr",
+    "risk_curve",
+    "risk_curve_per_coordinate",
+    "sample_minibatch_gradients",
+    "simulate",
+    "steady_state_risk",
+    "steady_state_risk_per_coordinate",
+]

@@ -1,0 +1,120 @@
+"""One plotting style for the whole book, in the notation of the course guide (chapter 1 on).
+
+Every figure of the book is drawn with these helpers, so coordinates keep their colours
+from chapter to chapter, theory is always a solid line and Monte Carlo always dots with a
+±2 standard-error band.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
+
+__all__ = [
+    "COORDINATE_COLORS",
+    "STYLE",
+    "coordinate_color",
+    "covariance_ellipse",
+    "label_risk_axes",
+    "message_figure",
+    "new_figure",
+    "plot_simulation",
+    "plot_theory",
+    "use_course_style",
+]
+
+#: Colours of coordinates 1, 2, … (then the total risk in black).
+COORDINATE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+#: Matplotlib settings used by every figure of the book.
+STYLE = {
+    "figure.figsize": (7.0, 4.0),
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.frameon": False,
+    "font.size": 10,
+}
+
+
+def use_course_style() -> None:
+    """Apply :data:`STYLE` to all later Matplotlib figures of this session."""
+    plt.rcParams.update(STYLE)
+
+
+def coordinate_color(i: int) -> str:
+    """Colour of coordinate ``i`` (0-based) in every figure of the book."""
+    return COORDINATE_COLORS[i % len(COORDINATE_COLORS)]
+
+
+def new_figure(ncols: int = 1, *, width: float = 7.0, height: float = 4.0) -> tuple[Figure, np.ndarray]:
+    """Create a figure with ``ncols`` side-by-side axes in the course style.
+
+    Applies :func:`use_course_style` first (so every figure of the book looks the same, even
+    when drawn by a test) and returns the figure and a 1-D array of its axes.
+    """
+    use_course_style()
+    fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False, layout="constrained")
+    return fig, axes[0]
+
+
+def label_risk_axes(ax: Axes, *, log: bool = True, ylabel: str = r"$\mathbb{E}[L(\theta_t)]$") -> None:
+    """Label ``ax`` as a risk-versus-step plot (log scale by default: rates are exponential)."""
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+
+
+def plot_theory(ax: Axes, values: np.ndarray, *, label: str | None = None, color: str = "black",
+                **kwargs: object) -> None:
+    """Draw an exact theory curve ``values[t]``, t = 0, 1, …, as a solid line."""
+    ax.plot(np.arange(values.shape[0]), values, color=color, lw=2, label=label, **kwargs)
+
+
+def plot_simulation(
+    ax: Axes,
+    mean: np.ndarray,
+    stderr: np.ndarray | None = None,
+    *,
+    label: str | None = None,
+    color: str = "black",
+    every: int | None = None,
+) -> None:
+    """Draw a Monte Carlo estimate as dots (thinned to about 40) with a ±2 s.e. band."""
+    t = np.arange(mean.shape[0])
+    step = every or max(1, mean.shape[0] // 40)
+    ax.plot(t[::step], mean[::step], "o", ms=3.5, color=color, alpha=0.8, label=label)
+    if stderr is not None:
+        lower = np.maximum(mean - 2 * stderr, mean / 10)  # keep the band visible on log axes
+        ax.fill_between(t, lower, mean + 2 * stderr, color=color, alpha=0.15, lw=0)
+
+
+def covariance_ellipse(
+    ax: Axes, mean: Sequence[float], cov: np.ndarray, *, n_std: float = 2.0, **kwargs: object
+) -> Ellipse:
+    """Draw the ``n_std``-standard-deviation ellipse of a 2-D covariance ``cov`` at ``mean``."""
+    eigenvalues, eigenvectors = np.linalg.eigh(np.asarray(cov, dtype=float))
+    eigenvalues = np.clip(eigenvalues, 0.0, None)
+    angle = np.degrees(np.arctan2(eigenvectors[1, -1], eigenvectors[0, -1]))
+    width, height = 2 * n_std * np.sqrt(eigenvalues[::-1])
+    ellipse = Ellipse(tuple(mean), width, height, angle=angle, fill=False, **kwargs)
+    ax.add_patch(ellipse)
+    return ellipse
+
+
+def message_figure(message: str, *, width: float = 7.0, height: float = 4.0) -> Figure:
+    """A figure that shows ``message`` in the plot area (used for unstable widget settings)."""
+    fig, (ax,) = new_figure(width=width, height=height)
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=11, color="#b00020",
+            transform=ax.transAxes)
+    return fig

@@ -1,0 +1,104 @@
+"""Interactive figures: sliders that redraw a figure of :mod:`nqm_lib.figures` (chapter 1 on).
+
+:func:`explore` shows a figure produced by a *figure function* together with ipywidgets
+controls for its arguments; moving a control calls the function again and replaces the
+figure in place. Settings that are invalid or make the iteration diverge do not produce
+NaNs: the figure area shows the library's error message instead.
+
+On the static HTML site no Python runs, so the controls cannot redraw anything; the page
+shows the figure for the default values and says how to run it live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import ipywidgets
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+from matplotlib.figure import Figure
+
+from .plotting import message_figure
+
+__all__ = ["Explorer", "explore"]
+
+LIVE_NOTE = (
+    "**Interactive figure.** In a live notebook (launch it on Colab or Binder from the rocket "
+    "icon at the top of the page, or run it locally) the controls below redraw the figure. "
+    "On this static page the figure shows the default values."
+)
+
+
+class Explorer:
+    """A figure function bound to ipywidgets controls, one per keyword argument.
+
+    Parameters
+    ----------
+    figure_function
+        Called with the controls' values as keyword arguments; returns a Matplotlib figure.
+    controls
+        Mapping from argument name to an ipywidgets value widget (slider, dropdown, …).
+    fixed
+        Further keyword arguments passed unchanged on every call.
+    """
+
+    def __init__(
+        self,
+        figure_function: Callable[..., Figure],
+        controls: Mapping[str, ipywidgets.ValueWidget],
+        fixed: Mapping[str, object] | None = None,
+    ) -> None:
+        self.figure_function = figure_function
+        self.controls = dict(controls)
+        self.fixed = dict(fixed or {})
+        self._handle = None
+        for widget in self.controls.values():
+            widget.observe(self._redraw, names="value")
+
+    def values(self) -> dict[str, object]:
+        """Current keyword arguments: the fixed ones and every control's value."""
+        return {**self.fixed, **{name: w.value for name, w in self.controls.items()}}
+
+    def figure(self, **overrides: object) -> Figure:
+        """Draw the figure for the current values (updated by ``overrides``).
+
+        A ``ValueError`` raised by the figure function (an invalid or unstable setting)
+        becomes a figure showing its message, so the reader sees why nothing is plotted.
+        """
+        try:
+            return self.figure_function(**{**self.values(), **overrides})
+        except ValueError as error:
+            return message_figure(f"Cannot draw these settings:\n{error}")
+
+    def show(self) -> None:
+        """Display the note, the controls and the figure for the current values."""
+        display(Markdown(LIVE_NOTE))
+        display(ipywidgets.HBox(list(self.controls.values()),
+                                layout=ipywidgets.Layout(flex_flow="row wrap")))
+        fig = self.figure()
+        self._handle = display(fig, display_id=True)
+        plt.close(fig)
+
+    def _redraw(self, _change: object = None) -> None:
+        fig = self.figure()
+        if self._handle is not None:
+            self._handle.update(fig)
+        plt.close(fig)
+
+
+def explore(
+    figure_function: Callable[..., Figure],
+    fixed: Mapping[str, object] | None = None,
+    **controls: ipywidgets.ValueWidget,
+) -> None:
+    """Show ``figure_function`` with one control per keyword argument; redraw on change.
+
+    Example (chapter 2)::
+
+        explore(figures.sgd_risk_figure,
+                lr=ipywidgets.FloatLogSlider(value=0.02, min=-3, max=0, description="η"))
+    """
+    for widget in controls.values():
+        if hasattr(widget, "continuous_update"):
+            widget.continuous_update = False
+    Explorer(figure_function, controls, fixed).show()
