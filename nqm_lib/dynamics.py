@@ -37,9 +37,9 @@ THETA, VELOCITY, AVERAGE = 0, 1, 2
 
 @dataclass(frozen=True)
 class Hyperparams:
-    """Validated optimiser settings: ``lr`` η, ``batch_size`` B, ``momentum`` β,
-    ``ema_decay`` γ and ``precond_power`` p.
+    """Validated optimiser settings.
 
+    Fields: ``lr`` η, ``batch_size`` B, ``momentum`` β, ``ema_decay`` γ, ``precond_power`` p.
     Construction raises ``ValueError`` naming the parameter, its value and its valid range.
     """
 

@@ -48,11 +48,26 @@ def gradient_noise_figure(
     gradients = sample_minibatch_gradients(problem, theta, batch_size=batch_size, samples=samples, seed=seed)
     true_gradient = problem.h * theta
     fig, (ax,) = new_figure(width=6.0, height=4.6)
-    ax.scatter(gradients[:, 0], gradients[:, 1], s=6, alpha=0.35, color="0.4", label=f"{samples} minibatch gradients")
-    covariance_ellipse(ax, true_gradient, np.diag(problem.c / batch_size), color="black", lw=2,
-                       label=r"theory: $2\sigma$ ellipse of $C/B$")
-    covariance_ellipse(ax, gradients.mean(axis=0), np.cov(gradients.T), color="#d62728", lw=1.5, ls="--",
-                       label=r"sample: $2\sigma$ ellipse")
+    ax.scatter(
+        gradients[:, 0], gradients[:, 1], s=6, alpha=0.35, color="0.4", label=f"{samples} minibatch gradients"
+    )
+    covariance_ellipse(
+        ax,
+        true_gradient,
+        np.diag(problem.c / batch_size),
+        color="black",
+        lw=2,
+        label=r"theory: $2\sigma$ ellipse of $C/B$",
+    )
+    covariance_ellipse(
+        ax,
+        gradients.mean(axis=0),
+        np.cov(gradients.T),
+        color="#d62728",
+        lw=1.5,
+        ls="--",
+        label=r"sample: $2\sigma$ ellipse",
+    )
     ax.plot(*true_gradient, "*", ms=14, color="black", label=r"$\nabla L(\theta) = H\theta$")
     ax.plot(*gradients.mean(axis=0), "x", ms=10, mew=2, color="#d62728", label="sample mean")
     reach = 2.5 * np.sqrt(problem.c)
@@ -91,13 +106,17 @@ def sgd_risk_figure(
     fig, (ax,) = new_figure()
     for i in range(problem.d):
         color = coordinate_color(i)
-        plot_theory(ax, theory[:, i], color=color, label=rf"coordinate {i + 1}: $h_{i + 1} = {problem.h[i]:g}$")
+        plot_theory(
+            ax, theory[:, i], color=color, label=rf"coordinate {i + 1}: $h_{i + 1} = {problem.h[i]:g}$"
+        )
         plot_simulation(ax, sim.risk_per_coordinate[:, i], color=color)
         ax.axhline(floors[i], color=color, ls=":", lw=1)
     plot_theory(ax, theory.sum(axis=1), label=r"total $\mathbb{E}[L(\theta_t)]$")
     plot_simulation(ax, sim.risk, sim.risk_stderr, label=f"Monte Carlo ({trials} runs)")
     label_risk_axes(ax)
-    ax.set_title(rf"SGD: $\eta = {lr:.3g}$, $B = {batch_size}$, $\kappa = {problem.kappa:.3g}$ "
-                 "(dotted: noise floors)")
+    ax.set_title(
+        rf"SGD: $\eta = {lr:.3g}$, $B = {batch_size}$, $\kappa = {problem.kappa:.3g}$ "
+        "(dotted: noise floors)"
+    )
     ax.legend(loc="upper right", fontsize=8)
     return fig

@@ -74,8 +74,9 @@ def label_risk_axes(ax: Axes, *, log: bool = True, ylabel: str = r"$\mathbb{E}[L
         ax.set_yscale("log")
 
 
-def plot_theory(ax: Axes, values: np.ndarray, *, label: str | None = None, color: str = "black",
-                **kwargs: object) -> None:
+def plot_theory(
+    ax: Axes, values: np.ndarray, *, label: str | None = None, color: str = "black", **kwargs: object
+) -> None:
     """Draw an exact theory curve ``values[t]``, t = 0, 1, …, as a solid line."""
     ax.plot(np.arange(values.shape[0]), values, color=color, lw=2, label=label, **kwargs)
 
@@ -115,6 +116,15 @@ def message_figure(message: str, *, width: float = 7.0, height: float = 4.0) -> 
     """A figure that shows ``message`` in the plot area (used for unstable widget settings)."""
     fig, (ax,) = new_figure(width=width, height=height)
     ax.set_axis_off()
-    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=11, color="#b00020",
-            transform=ax.transAxes)
+    ax.text(
+        0.5,
+        0.5,
+        message,
+        ha="center",
+        va="center",
+        wrap=True,
+        fontsize=11,
+        color="#b00020",
+        transform=ax.transAxes,
+    )
     return fig

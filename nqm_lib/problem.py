@@ -22,8 +22,7 @@ def _broadcast(name: str, values: np.ndarray, size: int) -> np.ndarray:
     if values.size == 1:
         return np.full(size, values[0])
     raise ValueError(
-        f"{name} must have one entry per coordinate ({size}) or a single entry, "
-        f"got {values.size} entries"
+        f"{name} must have one entry per coordinate ({size}) or a single entry, got {values.size} entries"
     )
 
 
@@ -54,6 +53,7 @@ class NQM:
     ValueError
         If any curvature is ``<= 0``, any noise variance ``< 0``, any count ``<= 0``, or the
         shapes do not match; the message names the parameter and the offending value.
+
     """
 
     def __init__(
@@ -106,9 +106,7 @@ class NQM:
         return cls(h_array, h_array**2 * sigma_array**2, theta0, sigma=sigma_array)
 
     @classmethod
-    def paper_spectrum(
-        cls, d: int = 10_000, bins: int | None = 100, *, noise_scale: float = 1.0
-    ) -> NQM:
+    def paper_spectrum(cls, d: int = 10_000, bins: int | None = 100, *, noise_scale: float = 1.0) -> NQM:
         """Build the NQM of Zhang et al. (2019): ``h_i = 1/i``, ``C = H``, ``E[θ_i(0)²] = 1``.
 
         With ``bins`` set, every ``h_i = 1/i`` is rounded *down* to the nearest of the

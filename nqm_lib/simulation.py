@@ -32,6 +32,7 @@ class SimulationResult:
         Standard error of ``risk`` (standard deviation over trials / √trials).
     trials
         Number of independent runs averaged.
+
     """
 
     risk: np.ndarray
@@ -40,9 +41,7 @@ class SimulationResult:
     trials: int
 
 
-def _noisy_gradient(
-    problem: NQM, theta: np.ndarray, batch_size: int, rng: np.random.Generator
-) -> np.ndarray:
+def _noisy_gradient(problem: NQM, theta: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     """Minibatch gradient at ``theta`` (shape (..., d)) for every row of ``theta``.
 
     For a data-model problem the minibatch is ``batch_size`` data points

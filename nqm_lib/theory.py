@@ -115,6 +115,7 @@ def risk_curve(
     >>> curve = risk_curve(problem, 200, lr=0.02)
     >>> round(float(curve[0]), 3), round(float(curve[-1]), 4)
     (25.5, 0.5052)
+
     """
     per_coordinate = risk_curve_per_coordinate(
         problem,

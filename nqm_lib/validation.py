@@ -103,9 +103,7 @@ def _as_1d_float_array(name: str, values: object) -> np.ndarray:
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim != 1 or array.size == 0:
-        raise ValueError(
-            f"{name} must be a non-empty 1-D array, got an array of shape {array.shape}"
-        )
+        raise ValueError(f"{name} must be a non-empty 1-D array, got an array of shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must contain only finite numbers, got {_describe(array)}")
     return array
@@ -125,7 +123,5 @@ def check_nonnegative_array(name: str, values: object) -> np.ndarray:
     array = _as_1d_float_array(name, values)
     if np.any(array < 0):
         bad = int(np.flatnonzero(array < 0)[0])
-        raise ValueError(
-            f"{name} must be >= 0 in every coordinate, got {name}[{bad}] = {array[bad]!r}"
-        )
+        raise ValueError(f"{name} must be >= 0 in every coordinate, got {name}[{bad}] = {array[bad]!r}")
     return array

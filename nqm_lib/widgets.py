@@ -40,6 +40,7 @@ class Explorer:
         Mapping from argument name to an ipywidgets value widget (slider, dropdown, …).
     fixed
         Further keyword arguments passed unchanged on every call.
+
     """
 
     def __init__(
@@ -73,8 +74,7 @@ class Explorer:
     def show(self) -> None:
         """Display the note, the controls and the figure for the current values."""
         display(Markdown(LIVE_NOTE))
-        display(ipywidgets.HBox(list(self.controls.values()),
-                                layout=ipywidgets.Layout(flex_flow="row wrap")))
+        display(ipywidgets.HBox(list(self.controls.values()), layout=ipywidgets.Layout(flex_flow="row wrap")))
         fig = self.figure()
         self._handle = display(fig, display_id=True)
         plt.close(fig)

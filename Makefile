@@ -1,0 +1,40 @@
+# The two commands of the README:  make book  |  make test
+# Each one sets up its own environment first (.venv in this folder, exact pinned versions).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+READY  := $(VENV)/.ready
+
+.PHONY: book test execute serve lint clean
+
+# Set-up: a virtual environment with nqm_lib (editable) and every pinned dependency.
+$(READY): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	@$(PYTHON) -m venv $(VENV) || { echo "Creating $(VENV) failed: on Debian/Ubuntu install python3-venv (apt-get install python3-venv)."; exit 1; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[book,test]"
+	@touch $@
+
+## make book: build the HTML site into _build/html (the committed notebook outputs are shown as they are)
+book: $(READY)
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	@echo ""
+	@echo "The site is built: open _build/html/index.html (or run 'make serve')."
+
+## make test: the whole test suite (unit tests, nbval over every chapter, the site build)
+test: $(READY)
+	$(BIN)/python -m pytest
+
+## make execute: re-execute chapter notebooks in place, saving outputs (NB=chapters/02_sgd.ipynb for one)
+execute: $(READY)
+	$(BIN)/python tools/notebooks.py $(NB)
+
+## make serve: serve the built site on http://localhost:8000
+serve: book
+	$(BIN)/python -m http.server --directory _build/html --bind 127.0.0.1 8000
+
+lint: $(READY)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf _build .pytest_cache

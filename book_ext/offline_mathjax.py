@@ -1,0 +1,37 @@
+"""Sphinx extension: serve MathJax from the site itself instead of a CDN.
+
+MathJax 3 comes from the PyPI package ``django-static-mathjax`` (pinned in pyproject.toml and
+installed by the set-up); its ``es5`` bundle is copied to ``_static/mathjax`` and Sphinx's
+``mathjax_path`` points there, so formulas render for offline readers too.
+"""
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from sphinx.application import Sphinx
+
+MATHJAX_ENTRY = "mathjax/tex-chtml.js"
+
+
+def _mathjax_source() -> Path:
+    return Path(str(resources.files("mathjax"))) / "static" / "mathjax" / "es5"
+
+
+def _use_local_mathjax(app: Sphinx, config: object) -> None:
+    config.mathjax_path = MATHJAX_ENTRY
+
+
+def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
+    if exception is None and app.builder.format == "html":
+        target = Path(app.outdir) / "_static" / "mathjax"
+        shutil.copytree(_mathjax_source(), target, dirs_exist_ok=True)
+
+
+def setup(app: Sphinx) -> dict[str, object]:
+    """Register the two hooks with Sphinx."""
+    if not (_mathjax_source() / "tex-chtml.js").exists():
+        raise RuntimeError("MathJax not found: install the pinned 'django-static-mathjax' package")
+    app.connect("config-inited", _use_local_mathjax)
+    app.connect("build-finished", _copy_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

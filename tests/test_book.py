@@ -1,0 +1,71 @@
+"""The site builds with warnings as errors, and shows the numbers the chapters computed."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from tools.notebooks import chapter_notebooks
+
+ROOT = Path(__file__).resolve().parent.parent
+GLUE_ROLE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]+))?`")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    result = subprocess.run(
+        [
+            str(jupyter_book),
+            "build",
+            str(ROOT),
+            "--path-output",
+            str(out),
+            "--warningiserror",
+            "--nitpick",
+            "--keep-going",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return result, out / "_build" / "html"
+
+
+def test_book_builds_without_warnings(site):
+    result, html = site
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "WARNING" not in result.stdout + result.stderr
+    assert (html / "index.html").exists()
+
+
+def test_build_does_not_execute_notebooks():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert config["execute"]["execute_notebooks"] == "off"
+
+
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_chapter_page_shows_every_glued_number(site, path):
+    _, html = site
+    page = (html / "chapters" / f"{path.stem}.html").read_text(encoding="utf-8")
+    notebook = nbformat.read(path, as_version=4)
+    values = {
+        output.metadata["scrapbook"]["name"]: output.data["application/papermill.record/text/plain"]
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "scrapbook" in output.get("metadata", {})
+    }
+    assert "{glue" not in page
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for match in GLUE_ROLE.finditer(cell.source):
+            name, spec = match.group(1), match.group(2)
+            text = values[name] if spec is None else format(float(values[name]), spec)
+            assert text in page, f"{path.name}: glued {name} = {text} not on the page"
