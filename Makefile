@@ -12,7 +12,7 @@ READY  := $(VENV)/.ready
 $(READY): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	@$(PYTHON) -m venv $(VENV) || { echo "Creating $(VENV) failed: on Debian/Ubuntu install python3-venv (apt-get install python3-venv)."; exit 1; }
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[book,test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[book,test,torch]"
 	@touch $@
 
 ## make book: build the HTML site into _build/html (the committed notebook outputs are shown as they are)
