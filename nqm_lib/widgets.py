@@ -23,9 +23,10 @@ from .plotting import message_figure
 __all__ = ["Explorer", "explore"]
 
 LIVE_NOTE = (
-    "**Interactive figure.** In a live notebook (launch it on Colab or Binder from the rocket "
-    "icon at the top of the page, or run it locally) the controls below redraw the figure. "
-    "On this static page the figure shows the default values."
+    "**Interactive figure** (controls: {controls}). In a running notebook the controls below "
+    "redraw it. The static web page cannot run Python, so it shows the figure for the default "
+    "values and no controls: launch the chapter on Colab or Binder with the rocket button at the "
+    "top of the page to move them."
 )
 
 
@@ -73,7 +74,8 @@ class Explorer:
 
     def show(self) -> None:
         """Display the note, the controls and the figure for the current values."""
-        display(Markdown(LIVE_NOTE))
+        names = ", ".join(widget.description or name for name, widget in self.controls.items())
+        display(Markdown(LIVE_NOTE.format(controls=names)))
         display(ipywidgets.HBox(list(self.controls.values()), layout=ipywidgets.Layout(flex_flow="row wrap")))
         fig = self.figure()
         self._handle = display(fig, display_id=True)

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
 SETUP_TAG = "setup"
 CELL_TIMEOUT_SECONDS = 120
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def repository_url() -> str:
@@ -77,8 +78,11 @@ def _normalise(notebook: nbformat.NotebookNode) -> None:
         cell["id"] = f"cell-{index:03d}"
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
-            for output in cell.outputs:
+            for number, output in enumerate(cell.outputs):
                 output.pop("transient", None)
+                view = output.get("data", {}).get(WIDGET_VIEW)
+                if view is not None:  # random per run; no widget state is saved anyway
+                    view["model_id"] = f"{cell['id']}-output-{number}"
 
 
 def execute(path: Path) -> float:
