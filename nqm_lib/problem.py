@@ -69,7 +69,7 @@ class NQM:
         d = h_array.size
         c_array = _broadcast("c", check_nonnegative_array("c", c), d)
         try:
-            theta0_array = np.asarray(theta0, dtype=float).reshape(-1)
+            theta0_array = np.array(theta0, dtype=float).reshape(-1)
         except (TypeError, ValueError):
             raise ValueError(f"theta0 must be an array of numbers, got {theta0!r}") from None
         if theta0_array.size == 0 or not np.all(np.isfinite(theta0_array)):

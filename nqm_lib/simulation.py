@@ -96,9 +96,9 @@ def simulate(
     :class:`~nqm_lib.validation.InstabilityError` when the iteration would diverge.
     """
     steps = check_steps(steps)
-    trials = check_steps(trials, "trials")
-    if trials < 2:
+    if isinstance(trials, bool) or not isinstance(trials, int | np.integer) or trials < 2:
         raise ValueError(f"trials must be an integer >= 2, got {trials!r}")
+    trials = int(trials)
     hp = Hyperparams(lr, batch_size, momentum, ema_decay, precond_power)
     check_stable(problem, hp)
     rng = np.random.default_rng(seed)

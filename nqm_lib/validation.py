@@ -97,7 +97,7 @@ def check_steps(value: object, name: str = "steps") -> int:
 
 def _as_1d_float_array(name: str, values: object) -> np.ndarray:
     try:
-        array = np.asarray(values, dtype=float)
+        array = np.array(values, dtype=float)  # a copy: the caller's array is never aliased
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a 1-D array of numbers, got {_describe(values)}") from None
     if array.ndim == 0:
@@ -114,7 +114,7 @@ def check_positive_array(name: str, values: object) -> np.ndarray:
     array = _as_1d_float_array(name, values)
     if np.any(array <= 0):
         bad = int(np.flatnonzero(array <= 0)[0])
-        raise ValueError(f"{name} must be > 0 in every coordinate, got {name}[{bad}] = {array[bad]!r}")
+        raise ValueError(f"{name} must be > 0 in every coordinate, got {name}[{bad}] = {float(array[bad])!r}")
     return array
 
 

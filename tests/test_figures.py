@@ -1,0 +1,221 @@
+"""The chapters' figure functions (``nqm_lib.figures``) and the widget ``Explorer``.
+
+Figures are called with several slider values and inspected: number and kind of lines,
+legend entries, log scale, that the plotted theory is the exact risk and the noise floors
+are the hand formula, and that unstable settings raise ``InstabilityError`` (figure function)
+or become a message figure without any plotted data (``Explorer``).
+"""
+
+import ipywidgets
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from nqm_lib import NQM, InstabilityError, risk_curve_per_coordinate
+from nqm_lib.figures import gradient_noise_figure, sgd_risk_figure
+from nqm_lib.widgets import Explorer, explore
+
+plt.switch_backend("Agg")
+
+FAST = {"steps": 60, "trials": 40}
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def solid_lines(ax):
+    return [line for line in ax.lines if line.get_linestyle() == "-" and line.get_marker() in (None, "None")]
+
+
+def dotted_lines(ax):
+    return [line for line in ax.lines if line.get_linestyle() == ":"]
+
+
+def marker_lines(ax, marker):
+    return [line for line in ax.lines if line.get_marker() == marker]
+
+
+def assert_all_plotted_data_finite(ax):
+    for line in ax.lines:
+        assert np.all(np.isfinite(np.asarray(line.get_xydata(), dtype=float))), line.get_label()
+
+
+def assert_nothing_plotted(ax):
+    assert len(ax.lines) == 0
+    assert len(ax.collections) == 0
+    assert len(ax.patches) == 0
+    assert len(ax.images) == 0
+
+
+# ---------------------------------------------------------------- chapter 2: SGD risk
+
+SGD_SLIDER_VALUES = [
+    {},
+    {"lr": 0.01, "batch_size": 4, "h1": 20.0, "h2": 2.0, "c1": 5.0, "c2": 1.0},
+    {"lr": 0.035, "batch_size": 16, "h1": 50.0, "h2": 0.5, "c1": 50.0, "c2": 0.5},
+    {"lr": 0.1, "batch_size": 1, "h1": 10.0, "h2": 10.0, "c1": 1.0, "c2": 3.0},
+]
+
+
+@pytest.mark.parametrize("values", SGD_SLIDER_VALUES)
+def test_sgd_risk_figure_has_theory_simulation_and_floor_per_coordinate_plus_total(values):
+    fig = sgd_risk_figure(**values, **FAST)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert ax.get_yscale() == "log"
+    assert len(solid_lines(ax)) == 3  # theory: coordinate 1, coordinate 2, total
+    assert len(marker_lines(ax, "o")) == 3  # Monte Carlo: the same three
+    assert len(dotted_lines(ax)) == 2  # one noise floor per coordinate
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert len(labels) == 4
+    assert labels[0].startswith("coordinate 1") and labels[1].startswith("coordinate 2")
+    assert "total" in labels[2] and "Monte Carlo" in labels[3]
+    assert_all_plotted_data_finite(ax)
+
+
+@pytest.mark.parametrize("values", SGD_SLIDER_VALUES)
+def test_sgd_risk_figure_plots_the_exact_risk_and_hand_noise_floors(values):
+    settings = {"lr": 0.02, "batch_size": 1, "h1": 50.0, "h2": 1.0, "c1": 50.0, "c2": 1.0, **values}
+    fig = sgd_risk_figure(**settings, **FAST)
+    (ax,) = fig.axes
+    lr, batch_size = settings["lr"], settings["batch_size"]
+    h = np.array([settings["h1"], settings["h2"]])
+    c = np.array([settings["c1"], settings["c2"]])
+    exact = risk_curve_per_coordinate(NQM(h, c, [1.0, 1.0]), FAST["steps"], lr=lr, batch_size=batch_size)
+    first, second, total = solid_lines(ax)
+    np.testing.assert_allclose(first.get_ydata(), exact[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(second.get_ydata(), exact[:, 1], rtol=1e-12)
+    np.testing.assert_allclose(total.get_ydata(), exact.sum(axis=1), rtol=1e-12)
+    floors = [line.get_ydata()[0] for line in dotted_lines(ax)]
+    np.testing.assert_allclose(floors, lr * c / (2 * batch_size * (2 - lr * h)), rtol=1e-12)
+
+
+def test_sgd_risk_figure_raises_instability_error_when_unstable():
+    with pytest.raises(InstabilityError, match="lr"):
+        sgd_risk_figure(lr=0.05, h1=50.0, **FAST)
+
+
+# ---------------------------------------------------------------- chapter 1: gradient noise
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 16])
+@pytest.mark.parametrize(("theta1", "theta2"), [(1.0, 1.0), (-0.5, 2.0)])
+def test_gradient_noise_figure_shows_cloud_true_gradient_and_ellipses(batch_size, theta1, theta2):
+    fig = gradient_noise_figure(batch_size, theta1, theta2, samples=300)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert ax.get_yscale() == "linear"
+    (star,) = marker_lines(ax, "*")
+    (cross,) = marker_lines(ax, "x")
+    # default data model h = (2, 1), σ = (1, 2): ∇L(θ) = Hθ, C = diag(h²σ²) = diag(4, 4)
+    np.testing.assert_allclose(star.get_xydata()[0], [2.0 * theta1, theta2], rtol=1e-15)
+    (cloud,) = ax.collections
+    assert cloud.get_offsets().shape == (300, 2)
+    np.testing.assert_allclose(cross.get_xydata()[0], np.mean(cloud.get_offsets(), axis=0), rtol=1e-12)
+    theory_ellipse = ax.patches[0]
+    radius = 2.0 * np.sqrt(4.0 / batch_size)  # 2 standard deviations of C/B
+    assert theory_ellipse.width == pytest.approx(2 * radius, rel=1e-12)
+    assert theory_ellipse.height == pytest.approx(2 * radius, rel=1e-12)
+    assert len(ax.get_legend().get_texts()) == 5
+    assert_all_plotted_data_finite(ax)
+
+
+def test_gradient_noise_figure_axis_limits_do_not_depend_on_batch_size():
+    limits = []
+    for batch_size in (1, 16):
+        (ax,) = gradient_noise_figure(batch_size).axes
+        limits.append((ax.get_xlim(), ax.get_ylim()))
+    assert limits[0] == limits[1]
+
+
+def test_gradient_noise_figure_rejects_invalid_batch_size():
+    with pytest.raises(ValueError, match="batch_size"):
+        gradient_noise_figure(0)
+
+
+# ---------------------------------------------------------------- the widget Explorer
+
+
+def sgd_controls():
+    return {
+        "lr": ipywidgets.FloatLogSlider(value=0.02, min=-3, max=-1, description="η"),
+        "batch_size": ipywidgets.IntSlider(value=1, min=1, max=64, description="B"),
+        "h1": ipywidgets.FloatSlider(value=50.0, min=1.0, max=100.0, description="h₁"),
+    }
+
+
+def test_explorer_values_combine_fixed_arguments_and_controls():
+    explorer = Explorer(sgd_risk_figure, sgd_controls(), fixed=FAST)
+    assert explorer.values() == {**FAST, "lr": 0.02, "batch_size": 1, "h1": 50.0}
+
+
+def test_explorer_figure_for_valid_settings_is_the_figure_function_output():
+    fig = Explorer(sgd_risk_figure, sgd_controls(), fixed=FAST).figure(batch_size=4)
+    (ax,) = fig.axes
+    assert len(solid_lines(ax)) == 3
+    assert "B = 4" in ax.get_title()
+
+
+def test_explorer_shows_unstable_message_instead_of_plotting():
+    fig = Explorer(sgd_risk_figure, sgd_controls(), fixed=FAST).figure(lr=0.05)
+    assert isinstance(fig, Figure)
+    texts = [text.get_text() for ax in fig.axes for text in ax.texts]
+    assert any("unstable" in text and "0.04" in text for text in texts), texts
+    for ax in fig.axes:
+        assert_nothing_plotted(ax)
+
+
+def test_explorer_shows_invalid_value_message_instead_of_plotting():
+    explorer = Explorer(gradient_noise_figure, {"batch_size": ipywidgets.IntSlider(value=1, min=0, max=8)})
+    fig = explorer.figure(batch_size=0)
+    texts = [text.get_text() for ax in fig.axes for text in ax.texts]
+    assert any("batch_size" in text for text in texts), texts
+    for ax in fig.axes:
+        assert_nothing_plotted(ax)
+
+
+class RecordingFigureFunction:
+    """Wraps ``sgd_risk_figure`` and records the arguments of every call and its outcome."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, **kwargs):
+        try:
+            fig = sgd_risk_figure(**kwargs)
+        except ValueError:
+            self.calls.append((kwargs, "error"))
+            raise
+        self.calls.append((kwargs, "figure"))
+        return fig
+
+
+def test_moving_a_slider_redraws_without_error_or_leaked_figures():
+    controls = sgd_controls()
+    recorder = RecordingFigureFunction()
+    Explorer(recorder, controls, fixed=FAST)
+    open_before = plt.get_fignums()
+    controls["lr"].value = 0.05  # unstable: the callback draws the message figure
+    controls["lr"].value = 0.01
+    controls["batch_size"].value = 8
+    assert [(kwargs["lr"], kwargs["batch_size"], outcome) for kwargs, outcome in recorder.calls] == [
+        (0.05, 1, "error"),
+        (0.01, 1, "figure"),
+        (0.01, 8, "figure"),
+    ]
+    assert plt.get_fignums() == open_before
+
+
+def test_explore_disables_continuous_update_draws_once_and_closes_its_figure(capsys):
+    controls = sgd_controls()
+    recorder = RecordingFigureFunction()
+    open_before = plt.get_fignums()
+    explore(recorder, fixed=FAST, **controls)
+    assert all(widget.continuous_update is False for widget in controls.values())
+    assert len(recorder.calls) == 1
+    assert plt.get_fignums() == open_before
+    capsys.readouterr()

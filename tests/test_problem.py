@@ -1,0 +1,164 @@
+"""The problem object ``nqm_lib.NQM``: construction, derived quantities, the data model and
+the paper's spectrum ``h_i = 1/i`` (binned by rounding down onto a geometric grid).
+"""
+
+import numpy as np
+import pytest
+
+from nqm_lib import NQM, risk_curve, steady_state_risk
+
+D = 10_000
+BINS = 100
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return NQM.paper_spectrum(d=D, bins=BINS)
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return np.geomspace(1.0, 1.0 / D, BINS)  # descending: grid[k - 1] is the next value up
+
+
+# ---------------------------------------------------------------- paper spectrum
+
+
+def test_paper_spectrum_counts_sum_to_d(paper):
+    assert paper.counts.sum() == D
+    assert paper.dimension == D
+    assert np.all(paper.counts >= 1)
+
+
+def test_paper_spectrum_binned_curvatures_are_grid_values(paper, grid):
+    grid_values = set(grid.tolist())
+    assert all(value in grid_values for value in paper.h.tolist())
+    assert np.all(np.diff(paper.h) < 0), "distinct bins, sorted h_1 > h_2 > ..."
+
+
+def test_paper_spectrum_rounds_each_curvature_down_to_the_grid(paper, grid):
+    # h is sorted descending and rounding down is monotone, so bin j holds the coordinates
+    # i = start_j + 1, ..., start_j + counts_j (1-based) in order.
+    ends = np.cumsum(paper.counts).astype(int)
+    starts = ends - paper.counts.astype(int)
+    for value, start, end in zip(paper.h, starts, ends, strict=True):
+        exact = 1.0 / np.arange(start + 1, end + 1)
+        assert np.all(value <= exact), f"bin {value} holds a 1/i below it"
+        k = int(np.flatnonzero(grid == value)[0])
+        if k > 0:
+            assert np.all(grid[k - 1] > exact), f"bin {value}: a 1/i reaches the next grid value"
+
+
+def test_paper_spectrum_matches_brute_force_binning(paper, grid):
+    exact = 1.0 / np.arange(1, D + 1)
+    # for every i, the largest grid value that is <= 1/i (plain comparison, no searchsorted)
+    below = grid[None, :] <= exact[:, None]
+    chosen = np.where(below, grid[None, :], -np.inf).max(axis=1)
+    values, counts = np.unique(chosen, return_counts=True)
+    np.testing.assert_array_equal(paper.h, values[::-1])
+    np.testing.assert_array_equal(paper.counts, counts[::-1])
+
+
+def test_paper_spectrum_has_noise_equal_to_curvature_and_unit_start(paper):
+    np.testing.assert_array_equal(paper.c, paper.h)
+    np.testing.assert_array_equal(paper.theta0**2, np.ones(paper.d))
+
+
+def test_paper_spectrum_noise_scale_multiplies_c():
+    problem = NQM.paper_spectrum(d=500, bins=20, noise_scale=3.0)
+    np.testing.assert_allclose(problem.c, 3.0 * problem.h, rtol=1e-15)
+
+
+def test_paper_spectrum_without_bins_is_exactly_one_over_i():
+    problem = NQM.paper_spectrum(d=D, bins=None)
+    np.testing.assert_array_equal(problem.h, 1.0 / np.arange(1, D + 1))
+    np.testing.assert_array_equal(problem.c, problem.h)
+    np.testing.assert_array_equal(problem.counts, np.ones(D))
+    assert problem.d == D and problem.kappa == pytest.approx(D, rel=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"momentum": 0.5, "ema_decay": 0.3, "precond_power": 0.5}])
+def test_counts_give_the_same_risk_as_repeating_the_coordinates(kwargs):
+    binned = NQM.paper_spectrum(d=300, bins=12)
+    expanded = NQM(
+        np.repeat(binned.h, binned.counts.astype(int)), np.repeat(binned.c, binned.counts.astype(int))
+    )
+    assert expanded.d == 300
+    np.testing.assert_allclose(
+        risk_curve(binned, 50, lr=0.5, **kwargs), risk_curve(expanded, 50, lr=0.5, **kwargs), rtol=1e-12
+    )
+    assert steady_state_risk(binned, lr=0.5, **kwargs) == pytest.approx(
+        steady_state_risk(expanded, lr=0.5, **kwargs), rel=1e-12
+    )
+
+
+# ---------------------------------------------------------------- construction and properties
+
+
+def test_scalar_noise_and_start_broadcast_to_every_coordinate():
+    problem = NQM([3.0, 2.0, 1.0], 0.5, theta0=2.0)
+    np.testing.assert_array_equal(problem.c, [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(problem.theta0, [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(problem.counts, [1.0, 1.0, 1.0])
+
+
+def test_derived_quantities_by_hand():
+    problem = NQM([50.0, 2.0, 0.5], [1.0, 1.0, 1.0], theta0=[1.0, -2.0, 4.0], counts=[1, 2, 3])
+    assert problem.d == 3
+    assert problem.dimension == 6
+    assert problem.kappa == 100.0
+    # ½ Σ counts h θ0² = ½ (1·50·1 + 2·2·4 + 3·0.5·16) = ½ (50 + 16 + 24)
+    assert problem.initial_risk == pytest.approx(45.0, rel=1e-15)
+
+
+def test_loss_is_half_weighted_sum_of_squares_over_last_axis():
+    problem = NQM([4.0, 1.0], 1.0, counts=[1, 3])
+    thetas = np.array([[1.0, 2.0], [0.5, -1.0], [0.0, 0.0]])
+    # ½(4·1 + 3·1·4) = 8; ½(4·0.25 + 3·1) = 2; 0
+    np.testing.assert_allclose(problem.loss(thetas), [8.0, 2.0, 0.0], rtol=1e-15)
+
+
+def test_problem_arrays_are_read_only():
+    problem = NQM([2.0, 1.0], [1.0, 1.0])
+    with pytest.raises(ValueError):
+        problem.h[0] = 5.0
+
+
+def test_constructor_does_not_freeze_or_alias_the_callers_arrays():
+    # A student builds a problem from an array and then edits the array for a second problem.
+    h = np.array([50.0, 1.0])
+    c = np.array([50.0, 1.0])
+    counts = np.array([1.0, 2.0])
+    problem = NQM(h, c, counts=counts)
+    for array in (h, c, counts):
+        assert array.flags.writeable, "NQM made the caller's array read-only"
+    h[0] = 10.0
+    assert problem.h[0] == 50.0
+
+
+def test_from_data_model_does_not_freeze_the_callers_curvature_array():
+    h = np.array([2.0, 1.0])
+    NQM.from_data_model(h, [1.0, 2.0])
+    assert h.flags.writeable
+
+
+def test_from_data_model_sets_c_to_h_squared_sigma_squared():
+    problem = NQM.from_data_model([2.0, 0.5], [1.5, 3.0], theta0=[1.0, -1.0])
+    np.testing.assert_allclose(problem.c, [4.0 * 2.25, 0.25 * 9.0], rtol=1e-15)
+    np.testing.assert_array_equal(problem.sigma, [1.5, 3.0])
+    np.testing.assert_array_equal(problem.theta0, [1.0, -1.0])
+
+
+def test_from_data_model_broadcasts_a_single_sigma():
+    problem = NQM.from_data_model([2.0, 1.0], 0.5)
+    np.testing.assert_array_equal(problem.sigma, [0.5, 0.5])
+    np.testing.assert_allclose(problem.c, [1.0, 0.25], rtol=1e-15)
+
+
+def test_plain_problem_has_no_sigma():
+    assert NQM([1.0], [1.0]).sigma is None
+
+
+def test_repr_mentions_dimension_and_condition_number():
+    text = repr(NQM.paper_spectrum(d=100, bins=10))
+    assert "dimension=100" in text and "κ=100" in text
