@@ -8,9 +8,13 @@ READY  := $(VENV)/.ready
 
 .PHONY: book test execute serve lint clean
 
-# Set-up: a virtual environment with nqm_lib (editable) and every pinned dependency.
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Set-up: a virtual environment with nqm_lib (editable) and every pinned dependency, and
+# Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser).
 $(READY): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	@$(PYTHON) -m venv $(VENV) || { echo "Creating $(VENV) failed: on Debian/Ubuntu install python3-venv (apt-get install python3-venv)."; exit 1; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[book,test,torch]"
 	@touch $@

@@ -1,8 +1,6 @@
 """The site builds with warnings as errors, and shows the numbers the chapters computed."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -16,25 +14,8 @@ GLUE_ROLE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]+))?`")
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    result = subprocess.run(
-        [
-            str(jupyter_book),
-            "build",
-            str(ROOT),
-            "--path-output",
-            str(out),
-            "--warningiserror",
-            "--nitpick",
-            "--keep-going",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return result, out / "_build" / "html"
+def site(built_site):
+    return built_site
 
 
 def test_book_builds_without_warnings(site):
