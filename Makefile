@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 
-.PHONY: book test execute serve lint clean
+.PHONY: book test execute serve bench lint clean
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -36,6 +36,10 @@ execute: $(READY)
 ## make serve: serve the built site on http://localhost:8000
 serve: book
 	$(BIN)/python -m http.server --directory _build/html --bind 127.0.0.1 8000
+
+## make bench: time every chapter, widget and nqm_lib kernel; write benchmarks/results.json
+bench: $(READY)
+	$(BIN)/python benchmarks/run.py
 
 lint: $(READY)
 	$(BIN)/ruff check .

@@ -1,0 +1,1 @@
+"""Benchmarks of the book, its widgets and nqm_lib (`make bench`)."""
