@@ -16,6 +16,8 @@ import pytest
 import yaml
 from playwright.sync_api import sync_playwright
 
+from tools.notebooks import repository_url
+
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -120,6 +122,21 @@ def test_every_chapter_has_formulas_and_an_interactive_figure_showing_its_defaul
     for widget in widgets:
         assert widget["figure"], f"{name}: an interactive figure's default image is missing"
         assert widget["note"], f"{name}: an interactive figure lacks the note on how to run it live"
+    page.close()
+
+
+@pytest.mark.parametrize("name", [p for p in toc_pages() if p.startswith("chapters/")])
+def test_every_chapter_has_launch_and_download_buttons(browser, site_url, name):
+    page, _ = open_page(browser, site_url, name)
+    links = page.evaluate("Array.from(document.querySelectorAll('a')).map(a => a.href)")
+    notebook = name.removesuffix(".html") + ".ipynb"
+    repository = repository_url().removeprefix("https://github.com/")
+    colab = f"https://colab.research.google.com/github/{repository}/blob/main/{notebook}"
+    assert colab in links, f"{name}: no Colab button for {notebook}"
+    assert any(link.startswith("https://mybinder.org/v2/gh/") and notebook in link for link in links)
+    download = f"{site_url}/_sources/{notebook}"
+    assert download in links, f"{name}: no .ipynb download button"
+    assert page.request.get(download).ok, f"{name}: the .ipynb download is broken"
     page.close()
 
 
