@@ -39,11 +39,11 @@ TARGETS = {  # metric -> (comparison, bound)
 }
 
 # Run inside a chapter's kernel after the chapter: sweep every control of every interactive
-# figure (one control at a time, the others at their defaults) and time compute + PNG render.
+# figure (one control at a time, the others at their defaults) and time compute + PNG render
+# exactly as a slider move does (Explorer.image).
 WIDGET_SWEEP = r"""
-import gc, io, json, time
+import gc, json, time
 import numpy as np
-import matplotlib.pyplot as plt
 from nqm_lib.widgets import Explorer
 
 def _sweep_values(widget, count=8):
@@ -68,10 +68,8 @@ for _explorer in sorted((o for o in gc.get_objects() if isinstance(o, Explorer))
     for _name, _widget in _explorer.controls.items():
         for _value in _sweep_values(_widget):
             _start = time.perf_counter()
-            _fig = _explorer.figure(**{_name: _value})
-            _fig.savefig(io.BytesIO(), format="png", bbox_inches="tight")
+            _explorer.image(**{_name: _value})  # what the widget does on a slider move
             _times.append(1000 * (time.perf_counter() - _start))
-            plt.close(_fig)
     _latencies[_explorer.figure_function.__name__] = _times
 print(json.dumps(_latencies))
 """

@@ -11,11 +11,12 @@ shows the figure for the default values and says how to run it live.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping
 
 import ipywidgets
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import DisplayHandle, Image, Markdown, display
 from matplotlib.figure import Figure
 
 from .plotting import message_figure
@@ -72,20 +73,29 @@ class Explorer:
         except ValueError as error:
             return message_figure(f"Cannot draw these settings:\n{error}")
 
+    def image(self, **overrides: object) -> Image:
+        """Render :meth:`figure` to a PNG image, as the widget displays it, and close the figure.
+
+        The figure is saved at its own size (its layout already fits it), which is faster
+        than Jupyter's default of trimming every figure to a tight bounding box.
+        """
+        fig = self.figure(**overrides)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+        return Image(data=buffer.getvalue(), format="png")
+
     def show(self) -> None:
         """Display the note, the controls and the figure for the current values."""
         names = ", ".join(widget.description or name for name, widget in self.controls.items())
         display(Markdown(LIVE_NOTE.format(controls=names)))
         display(ipywidgets.HBox(list(self.controls.values()), layout=ipywidgets.Layout(flex_flow="row wrap")))
-        fig = self.figure()
-        self._handle = display(fig, display_id=True)
-        plt.close(fig)
+        self._handle = DisplayHandle()
+        self._handle.display(self.image())
 
     def _redraw(self, _change: object = None) -> None:
-        fig = self.figure()
         if self._handle is not None:
-            self._handle.update(fig)
-        plt.close(fig)
+            self._handle.update(self.image())
 
 
 def explore(

@@ -194,15 +194,18 @@ class RecordingFigureFunction:
         return fig
 
 
-def test_moving_a_slider_redraws_without_error_or_leaked_figures():
+def test_moving_a_slider_redraws_without_error_or_leaked_figures(capsys):
     controls = sgd_controls()
     recorder = RecordingFigureFunction()
-    Explorer(recorder, controls, fixed=FAST)
+    explorer = Explorer(recorder, controls, fixed=FAST)
     open_before = plt.get_fignums()
+    explorer.show()
     controls["lr"].value = 0.05  # unstable: the callback draws the message figure
     controls["lr"].value = 0.01
     controls["batch_size"].value = 8
+    capsys.readouterr()
     assert [(kwargs["lr"], kwargs["batch_size"], outcome) for kwargs, outcome in recorder.calls] == [
+        (0.02, 1, "figure"),  # the default figure drawn by show()
         (0.05, 1, "error"),
         (0.01, 1, "figure"),
         (0.01, 8, "figure"),
