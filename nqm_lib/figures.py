@@ -11,14 +11,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plotting import (
-    coordinate_color,
-    covariance_ellipse,
-    label_risk_axes,
-    new_figure,
-    plot_simulation,
-    plot_theory,
-)
+from .plotting import covariance_ellipse, label_risk_axes, new_figure, plot_risk_by_coordinate
 from .problem import NQM
 from .simulation import sample_minibatch_gradients, simulate
 from .theory import risk_curve_per_coordinate, steady_state_risk_per_coordinate
@@ -104,15 +97,7 @@ def sgd_risk_figure(
     floors = steady_state_risk_per_coordinate(problem, **hyper)
     sim = simulate(problem, steps, trials=trials, seed=seed, **hyper)
     fig, (ax,) = new_figure()
-    for i in range(problem.d):
-        color = coordinate_color(i)
-        plot_theory(
-            ax, theory[:, i], color=color, label=rf"coordinate {i + 1}: $h_{i + 1} = {problem.h[i]:g}$"
-        )
-        plot_simulation(ax, sim.risk_per_coordinate[:, i], color=color)
-        ax.axhline(floors[i], color=color, ls=":", lw=1)
-    plot_theory(ax, theory.sum(axis=1), label=r"total $\mathbb{E}[L(\theta_t)]$")
-    plot_simulation(ax, sim.risk, sim.risk_stderr, label=f"Monte Carlo ({trials} runs)")
+    plot_risk_by_coordinate(ax, problem.h, theory, floors, sim)
     label_risk_axes(ax)
     ax.set_title(
         rf"SGD: $\eta = {lr:.3g}$, $B = {batch_size}$, $\kappa = {problem.kappa:.3g}$ "

@@ -15,6 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 
+from .simulation import SimulationResult
+
 __all__ = [
     "COORDINATE_COLORS",
     "STYLE",
@@ -23,6 +25,7 @@ __all__ = [
     "label_risk_axes",
     "message_figure",
     "new_figure",
+    "plot_risk_by_coordinate",
     "plot_simulation",
     "plot_theory",
     "use_course_style",
@@ -97,6 +100,25 @@ def plot_simulation(
     if stderr is not None:
         lower = np.maximum(mean - 2 * stderr, mean / 10)  # keep the band visible on log axes
         ax.fill_between(t, lower, mean + 2 * stderr, color=color, alpha=0.15, lw=0)
+
+
+def plot_risk_by_coordinate(
+    ax: Axes, h: np.ndarray, theory: np.ndarray, floors: np.ndarray, simulation: SimulationResult
+) -> None:
+    """Draw the risk split by coordinate: theory, Monte Carlo and noise floor of each, and the total.
+
+    ``theory`` has shape (steps + 1, d), ``floors`` shape (d,); each coordinate keeps its
+    colour, the total is black, and the floors are dotted horizontal lines.
+    """
+    for i in range(theory.shape[1]):
+        color = coordinate_color(i)
+        plot_theory(ax, theory[:, i], color=color, label=rf"coordinate {i + 1}: $h_{i + 1} = {h[i]:g}$")
+        plot_simulation(ax, simulation.risk_per_coordinate[:, i], color=color)
+        ax.axhline(floors[i], color=color, ls=":", lw=1)
+    plot_theory(ax, theory.sum(axis=1), label=r"total $\mathbb{E}[L(\theta_t)]$")
+    plot_simulation(
+        ax, simulation.risk, simulation.risk_stderr, label=f"Monte Carlo ({simulation.trials} runs)"
+    )
 
 
 def covariance_ellipse(

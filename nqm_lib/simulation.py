@@ -13,7 +13,7 @@ import numpy as np
 
 from .dynamics import Hyperparams, check_stable
 from .problem import NQM
-from .validation import check_batch_size, check_steps
+from .validation import check_batch_size, check_positive, check_steps
 
 __all__ = ["SimulationResult", "sample_minibatch_gradients", "simulate"]
 
@@ -70,11 +70,24 @@ def sample_minibatch_gradients(
     return _noisy_gradient(problem, point, batch_size, rng)
 
 
+def _learning_rates(lr: float | np.ndarray, steps: int) -> np.ndarray:
+    """The learning rate of every step: a constant, or a schedule of length ``steps``."""
+    if np.ndim(lr) == 0:
+        return np.full(steps, check_positive("lr", lr))
+    schedule = np.array(lr, dtype=float)
+    if schedule.shape != (steps,):
+        raise ValueError(f"lr must be a number or a schedule of shape ({steps},), got shape {schedule.shape}")
+    if not np.all(np.isfinite(schedule)) or np.any(schedule <= 0):
+        bad = int(np.flatnonzero(~(np.isfinite(schedule) & (schedule > 0)))[0])
+        raise ValueError(f"lr must be finite and > 0 at every step, got lr[{bad}] = {float(schedule[bad])!r}")
+    return schedule
+
+
 def simulate(
     problem: NQM,
     steps: int,
     *,
-    lr: float,
+    lr: float | np.ndarray,
     batch_size: int = 1,
     momentum: float = 0.0,
     ema_decay: float = 0.0,
@@ -92,14 +105,18 @@ def simulate(
         θ̃ = γ θ̃ + (1 − γ) θ
 
     The risk is recorded for the averaged iterate ``θ̃`` (equal to ``θ`` when ``γ = 0``),
-    matching :func:`nqm_lib.risk_curve`. Raises ``ValueError`` for invalid settings and
+    matching :func:`nqm_lib.risk_curve`. ``lr`` may also be a schedule: an array of shape
+    ``(steps,)`` whose entry ``t`` is the learning rate of step ``t + 1`` (chapter 8); every
+    entry must then be stable on its own. Raises ``ValueError`` for invalid settings and
     :class:`~nqm_lib.validation.InstabilityError` when the iteration would diverge.
     """
     steps = check_steps(steps)
+    learning_rates = _learning_rates(lr, steps)
     if isinstance(trials, bool) or not isinstance(trials, int | np.integer) or trials < 2:
         raise ValueError(f"trials must be an integer >= 2, got {trials!r}")
     trials = int(trials)
-    hp = Hyperparams(lr, batch_size, momentum, ema_decay, precond_power)
+    largest = float(learning_rates.max()) if steps else check_positive("lr", lr)
+    hp = Hyperparams(largest, batch_size, momentum, ema_decay, precond_power)
     check_stable(problem, hp)
     rng = np.random.default_rng(seed)
     inverse_preconditioner = problem.h ** (-hp.precond_power)
@@ -123,7 +140,7 @@ def simulate(
     for t in range(1, steps + 1):
         gradient = inverse_preconditioner * _noisy_gradient(problem, theta, hp.batch_size, rng)
         velocity = hp.momentum * velocity + gradient
-        theta = theta - hp.lr * velocity
+        theta = theta - learning_rates[t - 1] * velocity
         average = hp.ema_decay * average + (1.0 - hp.ema_decay) * theta
         record(t)
     return SimulationResult(

@@ -13,6 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 GLUE_ROLE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]+))?`")
 
 
+def as_number(text, spec):
+    """The glued text as the number type its format spec expects (``d`` needs an int)."""
+    return int(text) if spec.endswith("d") else float(text)
+
+
 @pytest.fixture(scope="module")
 def site(built_site):
     return built_site
@@ -48,5 +53,5 @@ def test_chapter_page_shows_every_glued_number(site, path):
             continue
         for match in GLUE_ROLE.finditer(cell.source):
             name, spec = match.group(1), match.group(2)
-            text = values[name] if spec is None else format(float(values[name]), spec)
+            text = values[name] if spec is None else format(as_number(values[name], spec), spec)
             assert text in page, f"{path.name}: glued {name} = {text} not on the page"
