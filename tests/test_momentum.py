@@ -1,0 +1,370 @@
+"""Chapter 3 (momentum): every claim the chapter makes, and its interactive figure.
+
+Each claim test computes its expected values independently (quadratic formula, hand-written
+formulas of Theorem 1, partial sums from its proof) and checks them against the exact risk of
+``nqm_lib.theory`` (the second-moment recursion, which uses none of these formulas) or against
+seeded Monte Carlo. Notation: ``x = η h`` for one coordinate.
+"""
+
+import ipywidgets
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from nqm_lib import (
+    NQM,
+    InstabilityError,
+    formulas,
+    max_stable_lr,
+    risk_curve,
+    risk_curve_per_coordinate,
+    simulate,
+    steady_state_risk,
+)
+from nqm_lib.figures_momentum import momentum_risk_figure, theorem1_bound
+from nqm_lib.widgets import Explorer
+
+plt.switch_backend("Agg")
+
+WORKED = NQM([50.0, 1.0], [50.0, 1.0], theta0=[1.0, 1.0])
+FAST = {"steps": 60, "trials": 40}
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def roots_by_hand(x, beta):
+    """Roots of r² − (1 − x + β) r + β by the quadratic formula, larger modulus first."""
+    a = 1.0 - x + beta
+    root = np.sqrt(complex(a * a - 4.0 * beta))
+    return tuple(sorted([(a + root) / 2.0, (a - root) / 2.0], key=abs, reverse=True))
+
+
+def one_coordinate(c=1.0, h=1.0, theta0=1.0):
+    return NQM([h], [c], theta0=[theta0])
+
+
+def floor_ratio(x, beta):
+    """Exact steady-state risk with momentum over that of SGD at the same η (h = 1, so η = x)."""
+    problem = one_coordinate()
+    return steady_state_risk(problem, lr=x, momentum=beta) / steady_state_risk(problem, lr=x)
+
+
+# ------------------------------------------------------------ amplification of the noise floor
+
+
+@pytest.mark.parametrize("beta", [0.5, 0.9, 0.99])
+def test_claim_momentum_steady_state_amplification_is_one_over_one_minus_beta_for_small_lr(beta):
+    ratio = floor_ratio(1e-4, beta)
+    assert ratio == pytest.approx(1.0 / (1.0 - beta), rel=1e-4)
+    # the seeds' (1 + β)/(1 − β) (19 at β = 0.9) is too large by the factor 1 + β
+    seeds = (1.0 + beta) / (1.0 - beta)
+    assert seeds / ratio == pytest.approx(1.0 + beta, rel=1e-4)
+    assert ratio < seeds / 1.4
+
+
+def test_claim_exact_amplification_factor_matches_steady_state_risk_ratios_on_a_grid():
+    for beta in np.linspace(0.0, 0.99, 10):
+        for x in np.geomspace(1e-4, 1.99, 12):
+            expected = (1 + beta) * (2 - x) / ((1 - beta) * (2 + 2 * beta - x))
+            assert floor_ratio(x, beta) == pytest.approx(expected, rel=1e-9)
+            assert formulas.momentum_amplification(1.0, lr=x, momentum=beta) == pytest.approx(
+                expected, rel=1e-12
+            )
+
+
+def test_claim_one_over_one_minus_beta_is_within_one_percent_for_lr_h_up_to_0_039_and_not_near_the_limits():
+    # relative error of 1/(1 − β) against the exact factor: β x / ((1 + β)(2 − x)) ≤ x / (2(2 − x))
+    worst = max(
+        abs(1.0 / (1.0 - beta) / floor_ratio(x, beta) - 1.0)
+        for beta in np.linspace(0.0, 0.999, 15)
+        for x in np.linspace(1e-4, 0.039, 8)
+    )
+    assert worst < 0.01
+    assert abs(10.0 / floor_ratio(0.042, 0.9) - 1.0) > 0.01  # β = 0.9: the 1% bound is 0.041
+    assert abs(10.0 / floor_ratio(0.04, 0.9) - 1.0) < 0.01
+    # near SGD's limit ηh → 2 the exact factor collapses (SGD's own floor blows up)
+    assert floor_ratio(1.99, 0.9) < 0.2
+    # momentum's floor against its small-η form η c / (4B(1 − β)) diverges as ηh → 2(1 + β)
+    beta = 0.9
+    for fraction, at_least in [(0.5, 1.9), (0.9, 9.0), (0.99, 90.0)]:
+        x = fraction * 2 * (1 + beta)
+        exact = steady_state_risk(one_coordinate(), lr=x, momentum=beta)
+        assert exact / (x / (4 * (1 - beta))) > at_least
+
+
+# ------------------------------------------------------------ roots, damping, stability
+
+
+@pytest.mark.parametrize("x", [1e-3, 0.01, 0.1, 0.5, 1.5, 3.0])
+def test_claim_damping_boundary_is_one_minus_sqrt_lr_h_squared(x):
+    boundary = (1.0 - np.sqrt(x)) ** 2
+    assert formulas.momentum_damping_boundary(1.0, lr=x) == pytest.approx(boundary, rel=1e-12)
+    below, above = boundary - 1e-6, boundary + 1e-6
+    a_below, a_above = 1 - x + below, 1 - x + above
+    assert a_below**2 - 4 * below > 0  # discriminant: real roots just below
+    assert a_above**2 - 4 * above < 0  # complex roots just above
+    assert all(abs(r.imag) == 0 for r in roots_by_hand(x, below))
+    assert all(abs(r.imag) > 0 for r in roots_by_hand(x, above))
+
+
+def test_claim_damping_boundary_is_not_one_minus_lr_h_squared():
+    x, beta = 0.01, 0.9  # (1 − √x)² = 0.81 < β < (1 − x)² = 0.9801
+    assert (1 - np.sqrt(x)) ** 2 < beta < (1 - x) ** 2
+    r1, r2 = roots_by_hand(x, beta)
+    assert abs(r1.imag) > 0.05  # the seed's rule says real; the roots are complex
+    # exact risk of a noise-free coordinate (= h/2 E[θ_t]²): under-damped, the mean crosses
+    # zero and the risk rises again; below both boundaries it falls monotonically
+    noise_free = one_coordinate(c=0.0)
+    assert np.any(np.diff(risk_curve(noise_free, 200, lr=x, momentum=beta)) > 0)
+    assert np.all(np.diff(risk_curve(noise_free, 200, lr=x, momentum=0.8)) < 0)
+    # the seed's rule errs in the same direction for every 0 < ηh < 4 (ηh ≠ 1)
+    grid = np.concatenate([np.linspace(1e-3, 0.99, 50), np.linspace(1.01, 3.99, 50)])
+    assert np.all((1 - grid) ** 2 > (1 - np.sqrt(grid)) ** 2)
+    # and the library's roots agree with the quadratic formula
+    lib = formulas.momentum_roots(1.0, lr=x, momentum=beta)
+    np.testing.assert_allclose(sorted(np.array(lib), key=np.imag), sorted([r1, r2], key=np.imag), rtol=1e-12)
+
+
+@pytest.mark.parametrize(("x", "beta"), [(0.25, 0.8), (0.01, 0.9), (1.5, 0.6), (3.0, 0.7)])
+def test_claim_complex_roots_have_modulus_sqrt_beta(x, beta):
+    r1, r2 = roots_by_hand(x, beta)
+    assert abs(r1.imag) > 0
+    assert abs(r1) == pytest.approx(np.sqrt(beta), rel=1e-12)
+    assert abs(r2) == pytest.approx(np.sqrt(beta), rel=1e-12)
+    # exact risk of the noise-free coordinate decays with envelope β^t = |r|^{2t}
+    curve = risk_curve(one_coordinate(c=0.0), 400, lr=x, momentum=beta)
+    envelope = curve[0] * beta ** np.arange(401)
+    assert np.all(curve <= envelope * 50)
+    assert curve[380:].max() > envelope[380:].max() / 50
+
+
+def test_claim_momentum_is_stable_iff_lr_h_below_two_times_one_plus_beta():
+    for beta in [0.0, 0.3, 0.9]:
+        for x in np.linspace(0.01, 4.5, 60):
+            inside = max(abs(r) for r in roots_by_hand(x, beta)) < 1
+            assert inside == (x < 2 * (1 + beta)), (x, beta)
+        limit = 2 * (1 + beta)
+        assert max_stable_lr(one_coordinate(), momentum=beta) == pytest.approx(limit)
+        with pytest.raises(InstabilityError, match="unstable"):
+            risk_curve(one_coordinate(), 10, lr=limit * 1.001, momentum=beta)
+        curve = risk_curve(one_coordinate(), 4000, lr=limit * 0.99, momentum=beta)
+        assert curve[-1] == pytest.approx(steady_state_risk(one_coordinate(), lr=limit * 0.99, momentum=beta))
+
+
+def test_claim_momentum_allows_learning_rates_where_sgd_diverges():
+    lr, beta = 0.05, 0.9  # η h_1 = 2.5: beyond SGD's 2, below momentum's 3.8
+    with pytest.raises(InstabilityError, match="SGD diverges"):
+        risk_curve(WORKED, 10, lr=lr)
+    curve = risk_curve(WORKED, 1500, lr=lr, momentum=beta)
+    assert curve[-1] == pytest.approx(steady_state_risk(WORKED, lr=lr, momentum=beta), rel=1e-9)
+
+
+# ------------------------------------------------------------ Theorem 1
+
+
+@pytest.mark.parametrize(
+    ("x", "beta"), [(0.25, 0.8), (0.005, 0.8), (0.01, 0.9), (0.01, 0.5), (1.5, 0.6), (1.5, 0.02)]
+)
+def test_claim_theorem1_bias_term_is_exact_and_noise_term_is_the_limit(x, beta):
+    h, c, batch_size, theta0, steps = 2.0, 3.0, 4, 1.5, 600
+    lr = x / h
+    problem = one_coordinate(c=c, h=h, theta0=theta0)
+    noise_free = one_coordinate(c=0.0, h=h, theta0=theta0)
+    hyper = {"lr": lr, "momentum": beta, "batch_size": batch_size}
+    r1, r2 = roots_by_hand(x, beta)
+    t = np.arange(steps + 1)
+    bias_factor = np.real(((r1 ** (t + 1) - r2 ** (t + 1)) - beta * (r1**t - r2**t)) / (r1 - r2))
+    initial = 0.5 * h * theta0**2
+    bias = bias_factor**2 * initial
+    second_term = (1 + beta) * lr * c / (2 * batch_size * (2 * beta + 2 - x) * (1 - beta))
+
+    # first term: exactly the risk with c = 0 (up to rounding relative to the envelope |r|^{2t})
+    envelope = initial * max(abs(r1), abs(r2)) ** (2 * t)
+    np.testing.assert_array_less(
+        np.abs(risk_curve(noise_free, steps, **hyper) - bias), 1e-9 * envelope + 1e-300
+    )
+
+    # noise part: the partial sum of the proof, non-decreasing, rising to the second term
+    exact = risk_curve(problem, steps, **hyper)
+    noise = exact - bias
+    impulse = np.real((r1 ** (t + 1) - r2 ** (t + 1)) / (r1 - r2))
+    partial_sums = 0.5 * h * lr**2 * c / batch_size * np.concatenate([[0.0], np.cumsum(impulse[:-1] ** 2)])
+    np.testing.assert_allclose(noise, partial_sums, rtol=1e-8, atol=1e-12 * second_term)
+    assert np.all(np.diff(noise) >= -1e-12 * second_term)
+    assert noise[-1] == pytest.approx(second_term, rel=1e-6)
+    assert steady_state_risk(problem, **hyper) == pytest.approx(second_term, rel=1e-10)
+
+    # so Theorem 1's right-hand side is at or above the exact risk at every t, tight as t → ∞
+    right_side = bias + second_term
+    assert np.all(right_side >= exact - 1e-12 * second_term)
+    assert right_side[0] - exact[0] == pytest.approx(second_term, rel=1e-12)
+    assert right_side[-1] - exact[-1] < 1e-6 * second_term
+    np.testing.assert_allclose(theorem1_bound(problem, steps, **hyper), right_side, rtol=1e-9, atol=1e-15)
+
+
+# ------------------------------------------------------------ effective learning rate and Monte Carlo
+
+
+@pytest.mark.parametrize(("x", "beta"), [(1e-4, 0.5), (1e-3, 0.5), (1e-4, 0.9), (1e-5, 0.99)])
+def test_claim_slow_root_is_one_minus_lr_h_over_one_minus_beta_for_small_lr(x, beta):
+    q = beta * x / (1 - beta) ** 2  # predicted relative error of the rate
+    r1, _ = roots_by_hand(x, beta)
+    assert r1.imag == 0  # over-damped
+    rate_error = (1 - r1.real) / (x / (1 - beta)) - 1
+    assert 0.8 * q < rate_error < 1.3 * q
+    # the exact noise-free risk decays by r1² per step once the fast root has died out
+    steps = int(60 / (1 - beta))
+    curve = risk_curve(one_coordinate(c=0.0), steps, lr=x, momentum=beta)
+    assert curve[-1] / curve[-2] == pytest.approx(r1.real**2, rel=1e-10)
+
+
+def test_momentum_matches_monte_carlo():
+    # worked example, η = 0.005, β = 0.8, B = 1. With 40 000 runs the standard error is below
+    # 0.75% of the risk, so a 3% error in the theory would be more than 4 standard errors off.
+    lr, beta, steps = 0.005, 0.8, 150
+    exact = risk_curve_per_coordinate(WORKED, steps, lr=lr, momentum=beta)
+    sim = simulate(WORKED, steps, lr=lr, momentum=beta, trials=40_000, seed=11)
+    total = exact.sum(axis=1)
+    for t in [5, 20, 50, 100, 150]:
+        assert sim.risk_stderr[t] < 0.0075 * total[t]
+        assert abs(sim.risk[t] - total[t]) < 4 * sim.risk_stderr[t], t
+    np.testing.assert_allclose(sim.risk_per_coordinate[[20, 150]], exact[[20, 150]], rtol=0.02)
+    # negative control: the seeds' floor, SGD's floor times (1 + β)/(1 − β), is rejected
+    seeds_floor = (1 + beta) / (1 - beta) * formulas.sgd_steady_state_risk(WORKED.h, WORKED.c, lr=lr).sum()
+    assert abs(sim.risk[steps] - seeds_floor) > 20 * sim.risk_stderr[steps]
+
+
+# ------------------------------------------------------------ small-η equivalence with SGD at η/(1 − β)
+
+
+def largest_gap(beta, q):
+    """Largest relative gap over five time scales of the flat coordinate of the worked example."""
+    lr = q * (1 - beta) ** 2 / (beta * WORKED.h[0])  # q_1 = β η h_1 / (1 − β)²
+    horizon = int(5 * (1 - beta) / (lr * WORKED.h[1]))
+    with_momentum = risk_curve(WORKED, horizon, lr=lr, momentum=beta)
+    rescaled_sgd = risk_curve(WORKED, horizon, lr=lr / (1 - beta))
+    return np.max(np.abs(with_momentum / rescaled_sgd - 1))
+
+
+@pytest.mark.parametrize(("beta", "q"), [(0.3, 0.01), (0.5, 0.01), (0.5, 0.03), (0.5, 0.1), (0.9, 0.1)])
+def test_claim_small_lr_momentum_risk_equals_sgd_at_lr_over_one_minus_beta_within_2q(beta, q):
+    # stated tolerance: relative gap ≤ 2 q_1 with q_1 = β η h_1 / (1 − β)², for q_1 ≤ 0.1
+    gap = largest_gap(beta, q)
+    assert gap <= 2 * q
+    assert gap >= q  # and the tolerance is not loose
+
+
+@pytest.mark.parametrize("beta", [0.5, 0.9])
+def test_claim_large_lr_momentum_risk_differs_from_sgd_at_lr_over_one_minus_beta(beta):
+    assert largest_gap(beta, 1.0) > 1.0
+
+
+# ------------------------------------------------------------ the chapter's interactive figure
+
+
+def lines(ax, linestyle=None, marker=None):
+    found = ax.lines
+    if linestyle is not None:
+        found = [line for line in found if line.get_linestyle() == linestyle]
+    if marker is not None:
+        found = [line for line in found if line.get_marker() == marker]
+    return found
+
+
+def assert_all_plotted_data_finite(fig):
+    for ax in fig.axes:
+        for line in ax.lines:
+            assert np.all(np.isfinite(np.asarray(line.get_xydata(), dtype=float))), line.get_label()
+
+
+SLIDER_VALUES = [
+    {},
+    {"lr": 0.001, "momentum": 0.9, "batch_size": 16},
+    {"lr": 0.02, "momentum": 0.3, "batch_size": 256},
+    {"lr": 0.0003, "momentum": 0.0, "batch_size": 1},
+]
+
+
+@pytest.mark.parametrize("values", SLIDER_VALUES)
+def test_momentum_risk_figure_plots_exact_risk_monte_carlo_and_sgd_comparisons(values):
+    settings = {"lr": 0.005, "momentum": 0.8, "batch_size": 1, **values}
+    fig = momentum_risk_figure(**values, **FAST)
+    assert isinstance(fig, Figure)
+    risk_ax, roots_ax = fig.axes[:2]
+    assert risk_ax.get_yscale() == "log"
+    steps = FAST["steps"]
+    hyper = {"lr": settings["lr"], "batch_size": settings["batch_size"]}
+    exact = risk_curve_per_coordinate(WORKED, steps, momentum=settings["momentum"], **hyper)
+    solid = [line for line in lines(risk_ax, "-") if line.get_marker() in (None, "None")]
+    assert len(solid) == 3  # coordinate 1, coordinate 2, total
+    for line, expected in zip(solid, [exact[:, 0], exact[:, 1], exact.sum(axis=1)], strict=True):
+        np.testing.assert_allclose(line.get_ydata(), expected, rtol=1e-12)
+    assert len(lines(risk_ax, marker="o")) == 1  # Monte Carlo dots
+    (same_lr,) = lines(risk_ax, "--")
+    np.testing.assert_allclose(same_lr.get_ydata(), risk_curve(WORKED, steps, **hyper), rtol=1e-12)
+    (effective,) = lines(risk_ax, ":")
+    effective_lr = settings["lr"] / (1 - settings["momentum"])
+    np.testing.assert_allclose(
+        effective.get_ydata(),
+        risk_curve(WORKED, steps, lr=effective_lr, batch_size=settings["batch_size"]),
+        rtol=1e-12,
+    )
+    labels = [text.get_text() for text in risk_ax.get_legend().get_texts()]
+    assert any("Monte Carlo" in label for label in labels)
+    assert_all_plotted_data_finite(fig)
+
+
+@pytest.mark.parametrize(("lr", "momentum"), [(0.005, 0.8), (0.05, 0.9), (0.001, 0.2)])
+def test_momentum_risk_figure_shows_both_roots_of_each_coordinate_and_the_circle_sqrt_beta(lr, momentum):
+    fig = momentum_risk_figure(lr=lr, momentum=momentum, **FAST)
+    roots_ax = fig.axes[1]
+    root_markers = [line for line in lines(roots_ax, marker="o") if len(line.get_xdata())]
+    assert len(root_markers) == 2
+    for line, h in zip(root_markers, WORKED.h, strict=True):
+        expected = sorted(roots_by_hand(lr * h, momentum), key=lambda r: (r.real, r.imag))
+        plotted = sorted(
+            (complex(a, b) for a, b in zip(line.get_xdata(), line.get_ydata(), strict=True)),
+            key=lambda r: (r.real, r.imag),
+        )
+        np.testing.assert_allclose(plotted, expected, rtol=1e-12, atol=1e-14)
+    (circle,) = lines(roots_ax, "--")
+    radii = np.hypot(circle.get_xdata(), circle.get_ydata())
+    np.testing.assert_allclose(radii, np.sqrt(momentum), rtol=1e-12)
+    sgd_crosses = [line for line in lines(roots_ax, marker="x") if len(line.get_xdata())]
+    np.testing.assert_allclose([line.get_xdata()[0] for line in sgd_crosses], 1 - lr * WORKED.h, rtol=1e-12)
+
+
+def test_momentum_risk_figure_says_when_sgd_diverges_but_momentum_does_not():
+    fig = momentum_risk_figure(lr=0.05, momentum=0.9, **FAST)  # η h_1 = 2.5 < 2(1 + β) = 3.8
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert sum("diverges" in label for label in labels) == 2  # SGD at η and at η/(1 − β)
+    assert_all_plotted_data_finite(fig)
+
+
+def test_momentum_risk_figure_raises_instability_error_when_momentum_is_unstable():
+    with pytest.raises(InstabilityError, match="unstable"):
+        momentum_risk_figure(lr=0.08, momentum=0.9, **FAST)  # limit 2(1 + 0.9)/50 = 0.076
+
+
+def test_momentum_risk_figure_rejects_invalid_momentum():
+    with pytest.raises(ValueError, match="momentum"):
+        momentum_risk_figure(momentum=1.0, **FAST)
+
+
+def test_explorer_shows_the_instability_message_for_momentum_instead_of_plotting():
+    controls = {
+        "lr": ipywidgets.FloatLogSlider(value=0.005, min=-4, max=-1, description="η"),
+        "momentum": ipywidgets.FloatSlider(value=0.8, min=0.0, max=0.99, description="β"),
+    }
+    explorer = Explorer(momentum_risk_figure, controls, fixed=FAST)
+    fig = explorer.figure(lr=0.08, momentum=0.9)
+    texts = [text.get_text() for ax in fig.axes for text in ax.texts]
+    assert any("unstable" in text and "0.076" in text for text in texts), texts
+    for ax in fig.axes:
+        assert len(ax.lines) == 0 and len(ax.collections) == 0
+    assert len(explorer.figure().axes) == 2  # the default settings draw both panels
