@@ -1,0 +1,169 @@
+"""Chapter 4's interactive figures: the EMA of the iterates, and iterate averaging compared.
+
+Each function builds the two-coordinate problem of the worked example (``h = c = (50, 1)``,
+``θ(0) = (1, 1)`` by default) from its slider values, computes exact theory with
+:mod:`nqm_lib` and returns a Matplotlib figure. :func:`nqm_lib.widgets.explore` binds them
+to sliders; the tests call them directly. Invalid or unstable arguments raise
+``ValueError`` (or :class:`~nqm_lib.validation.InstabilityError`) with the library's message.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .averaging import averaged_risk_curve
+from .formulas import ema_bias_factor, ema_variance_reduction_factor, sgd_rate, sgd_steady_state_risk
+from .plotting import coordinate_color, label_risk_axes, new_figure, plot_simulation, plot_theory
+from .problem import NQM
+from .simulation import simulate
+from .theory import risk_curve, steady_state_risk
+
+__all__ = ["SCHEME_COLORS", "averaging_figure", "ema_risk_figure", "theorem2_bound"]
+
+#: Colours of the reported iterates in chapter 4's figures.
+SCHEME_COLORS = {
+    "sgd": "black",
+    "ema": coordinate_color(2),
+    "uniform": coordinate_color(3),
+    "tail": coordinate_color(4),
+}
+
+
+def theorem2_bound(
+    problem: NQM, steps: int, *, lr: float, batch_size: int = 1, ema_decay: float
+) -> np.ndarray:
+    """Chapter 4: right-hand side of Theorem 2 of Zhang et al. (2019), summed over coordinates.
+
+    Shape ``(steps + 1,)``, t = 0..steps:
+    ``Σ_i counts_i [bias_i(t)² ℓ_i(θ(0)) + η c_i / (2B(2 − η h_i)) · factor_i]`` with the bias
+    factor :func:`~nqm_lib.formulas.ema_bias_factor` and the variance-reduction factor
+    :func:`~nqm_lib.formulas.ema_variance_reduction_factor`. Chapter 4 shows that the first
+    term is exact and the second is the exact limit ``t → ∞`` of the noise part.
+    """
+    t = np.arange(steps + 1)
+    bias = (
+        ema_bias_factor(t, problem.h, lr=lr, ema_decay=ema_decay) ** 2 * 0.5 * problem.h * problem.theta0**2
+    )
+    floor = sgd_steady_state_risk(problem.h, problem.c, lr=lr, batch_size=batch_size)
+    noise = floor * ema_variance_reduction_factor(problem.h, lr=lr, ema_decay=ema_decay)
+    return ((bias + noise) * problem.counts).sum(axis=1)
+
+
+def ema_risk_figure(
+    ema_decay: float = 0.9,
+    batch_size: int = 1,
+    lr: float = 0.02,
+    *,
+    h: tuple[float, float] = (50.0, 1.0),
+    c: tuple[float, float] = (50.0, 1.0),
+    steps: int = 400,
+    trials: int = 200,
+    seed: int = 0,
+) -> Figure:
+    """Chapter 4: expected risk of the last SGD iterate and of its EMA, theory against Monte Carlo.
+
+    Solid lines: exact ``E[L(θ_t)]`` (SGD) and ``E[L(θ̃_t)]`` (EMA ``γ``); dashed: the right-hand
+    side of Theorem 2; dots: the average of ``trials`` simulated runs (±2 s.e. band); dotted
+    horizontal lines: the two noise floors. The title says whether ``γ ≤ max_i |1 − η h_i|``
+    (SGD's slowest rate, ``1 − η h_d`` unless η is close to the stability limit) is kept.
+    """
+    problem = NQM(h, c, theta0=[1.0, 1.0])
+    hyper = {"lr": lr, "batch_size": batch_size}
+    sgd = risk_curve(problem, steps, **hyper)
+    ema = risk_curve(problem, steps, ema_decay=ema_decay, **hyper)
+    bound = theorem2_bound(problem, steps, ema_decay=ema_decay, **hyper)
+    sgd_sim = simulate(problem, steps, trials=trials, seed=seed, **hyper)
+    ema_sim = simulate(problem, steps, ema_decay=ema_decay, trials=trials, seed=seed + 1, **hyper)
+
+    fig, (ax,) = new_figure()
+    for name, exact, sim, gamma in (("sgd", sgd, sgd_sim, 0.0), ("ema", ema, ema_sim, ema_decay)):
+        color = SCHEME_COLORS[name]
+        label = (
+            "SGD, last iterate $\\theta_t$"
+            if name == "sgd"
+            else rf"EMA $\tilde\theta_t$, $\gamma = {gamma:.3g}$"
+        )
+        plot_theory(ax, exact, color=color, label=label)
+        plot_simulation(ax, sim.risk, sim.risk_stderr, color=color)
+        floor = steady_state_risk(problem, ema_decay=gamma, **hyper)
+        ax.axhline(floor, color=color, ls=":", lw=1.2)
+    ax.plot(
+        np.arange(steps + 1), bound, color=SCHEME_COLORS["ema"], ls="--", lw=1.2, label="Theorem 2 (bound)"
+    )
+    ax.plot([], [], "o", ms=3.5, color="0.4", label=f"Monte Carlo ({trials} runs)")
+    ax.plot([], [], ls=":", lw=1.2, color="0.4", label="noise floors")
+    label_risk_axes(ax)
+    slowest = float(np.max(np.abs(sgd_rate(problem.h, lr=lr))))
+    verdict = r"\leq" if ema_decay <= slowest else ">"
+    effect = "keeps SGD's slowest rate" if ema_decay <= slowest else r"bias decays like $\gamma^t$, slower"
+    ax.set_title(
+        rf"$\eta = {lr:.3g}$, $B = {batch_size}$, $\gamma = {ema_decay:.3g} {verdict} "
+        rf"\max_i |1 - \eta h_i| = {slowest:.3g}$: {effect}"
+    )
+    ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def averaging_figure(
+    batch_size: int = 64,
+    ema_decay: float = 0.98,
+    tail_fraction: float = 0.5,
+    lr: float = 0.02,
+    *,
+    h: tuple[float, float] = (50.0, 1.0),
+    c: tuple[float, float] = (50.0, 1.0),
+    steps: int = 1000,
+) -> Figure:
+    """Chapter 4: last iterate, uniform average, tail average and EMA on one problem (exact).
+
+    The uniform (Polyak–Ruppert) average covers ``θ_0, …, θ_t``; the tail average covers the
+    last ``tail_fraction`` of the run, ``θ_s, …, θ_t`` with ``s = round((1 − tail_fraction) ·
+    steps)`` (before ``s`` it is the last iterate). The shaded stretch is where the uniform
+    average is *worse* than the last iterate.
+    """
+    if not 0.0 < tail_fraction <= 1.0:
+        raise ValueError(f"tail_fraction must be in (0, 1], got {tail_fraction!r}")
+    problem = NQM(h, c, theta0=[1.0, 1.0])
+    hyper = {"lr": lr, "batch_size": batch_size}
+    start = int(round((1.0 - tail_fraction) * steps))
+    curves = {
+        "sgd": (risk_curve(problem, steps, **hyper), r"SGD, last iterate $\theta_t$"),
+        "uniform": (averaged_risk_curve(problem, steps, **hyper), r"uniform average of $\theta_0..\theta_t$"),
+        "tail": (
+            averaged_risk_curve(problem, steps, start=start, **hyper),
+            rf"tail average from $t = {start}$",
+        ),
+        "ema": (
+            risk_curve(problem, steps, ema_decay=ema_decay, **hyper),
+            rf"EMA, $\gamma = {ema_decay:.3g}$",
+        ),
+    }
+    fig, (ax,) = new_figure()
+    for name, (curve, label) in curves.items():
+        plot_theory(ax, curve, color=SCHEME_COLORS[name], label=label)
+    worse = curves["uniform"][0] > curves["sgd"][0]
+    ax.fill_between(
+        np.arange(steps + 1),
+        0,
+        1,
+        where=worse,
+        transform=ax.get_xaxis_transform(),
+        color=SCHEME_COLORS["uniform"],
+        alpha=0.12,
+        lw=0,
+    )
+    worse_steps = np.flatnonzero(worse)
+    if worse_steps.size == 0:
+        stretch = "never"
+    elif worse_steps.size == worse_steps[-1]:  # exactly the steps 1, 2, …, last
+        stretch = f"for $t = 1..{worse_steps[-1]}$"
+    else:
+        stretch = f"at {worse_steps.size} of {steps} steps"
+    label_risk_axes(ax)
+    ax.set_title(
+        rf"$\eta = {lr:.3g}$, $B = {batch_size}$: uniform average worse than "
+        f"last iterate {stretch} (shaded)"
+    )
+    ax.legend(loc="upper right", fontsize=8)
+    return fig
