@@ -1,0 +1,178 @@
+"""Chapter 8's figures: optimiser paths on loss contours and where noisy descent ends.
+
+:func:`draw_loss_contours` draws the contours of a 2-D least-squares problem (used by the
+chapter's static figures and by the widget). The two interactive figures are plain
+functions of their slider values, in the style of :mod:`nqm_lib.figures`:
+
+- :func:`optimizer_paths_figure` — an optimiser and its learning rate → paths on the
+  contours of the small regression and the mean excess loss over many runs;
+- :func:`landscape_figure` — gradient-noise level and learning rate → where many runs of
+  noisy gradient descent on the 1-D landscape end, basin by basin.
+
+Settings that diverge raise :class:`~nqm_lib.validation.InstabilityError`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .adaptive import (
+    SGD,
+    AdaGrad,
+    Adam,
+    LeastSquares,
+    RMSProp,
+    basin_of,
+    landscape_loss,
+    landscape_minima,
+    noisy_descent_1d,
+    run_optimizer,
+    small_regression,
+)
+from .plotting import coordinate_color, new_figure
+from .validation import InstabilityError
+
+__all__ = ["OPTIMIZERS", "draw_loss_contours", "landscape_figure", "optimizer_paths_figure"]
+
+#: The chapter's optimisers by name, each built from its learning rate (PyTorch's other defaults).
+OPTIMIZERS = {"SGD": SGD, "AdaGrad": AdaGrad, "RMSProp": RMSProp, "Adam": Adam}
+
+
+def draw_loss_contours(
+    ax: Axes, problem: LeastSquares, xlim: tuple[float, float], ylim: tuple[float, float]
+) -> None:
+    """Chapter 8: log-spaced contours of the excess loss ``L(θ) − L(θ̂)`` of a 2-D problem, and ``θ̂``."""
+    if problem.dim != 2:
+        raise ValueError(f"contours need a problem with 2 parameters, got {problem.dim}")
+    grid1, grid2 = np.meshgrid(np.linspace(*xlim, 120), np.linspace(*ylim, 120))
+    excess = problem.excess_loss(np.stack([grid1, grid2], axis=-1))
+    top = max(float(excess.max()), 1e-3)
+    ax.contour(grid1, grid2, excess, levels=np.geomspace(top * 1e-4, top, 12), colors="0.6", linewidths=0.7)
+    ax.plot(*problem.solution, "*", ms=14, color="black", label=r"minimiser $\hat\theta$", zorder=5)
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
+    ax.set_xlabel(r"$\theta_1$ (intercept)")
+    ax.set_ylabel(r"$\theta_2$ (slope)")
+
+
+def optimizer_paths_figure(
+    optimizer: str = "Adam",
+    lr: float = 0.05,
+    batch_size: int = 8,
+    feature_mean: float = 2.0,
+    *,
+    steps: int = 150,
+    runs: int = 100,
+    seed: int = 0,
+) -> Figure:
+    """Chapter 8: one optimiser on the small regression, paths and mean excess loss.
+
+    The data are :func:`~nqm_lib.adaptive.small_regression` with ``feature_mean`` μ (a larger
+    ``|μ|`` makes intercept and slope compete and raises ``κ``). Left: contours of the excess
+    loss with the paths of three runs from ``θ(0) = (−0.5, 2)``. Right: the excess loss
+    averaged over ``runs`` runs (solid) against plain SGD at ``η = 1/h_1`` (dashed), both with
+    minibatches of ``batch_size``. Raises ``ValueError`` for an unknown optimiser and
+    :class:`InstabilityError` when the runs diverge.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    problem = small_regression(feature_mean=feature_mean)
+    theta0 = np.array([-0.5, 2.0])
+    h = np.linalg.eigvalsh(problem.hessian)
+    kwargs = {"batch_size": batch_size, "runs": runs, "seed": seed}
+    with np.errstate(all="ignore"):
+        path = run_optimizer(problem, OPTIMIZERS[optimizer](lr), theta0, steps, **kwargs)
+        excess = problem.excess_loss(path)
+    initial = float(problem.excess_loss(theta0))
+    if not np.all(np.isfinite(excess)) or excess.max() > 1e3 * initial:
+        raise InstabilityError(f"unstable: {optimizer} with η = {lr:.3g} diverges on this problem; lower η")
+    baseline = problem.excess_loss(run_optimizer(problem, SGD(1.0 / h[-1]), theta0, steps, **kwargs))
+
+    fig, (left, right) = new_figure(2, width=11.0, height=4.2)
+    corners = np.array([theta0, problem.solution])
+    reach = 0.6 * np.abs(np.diff(corners, axis=0)).max()
+    centre = corners.mean(axis=0)
+    draw_loss_contours(
+        left, problem, (centre[0] - reach, centre[0] + reach), (centre[1] - reach, centre[1] + reach)
+    )
+    for run in range(3):
+        left.plot(
+            path[:, run, 0], path[:, run, 1], ".-", ms=2, lw=0.8, color=coordinate_color(run), alpha=0.8
+        )
+    left.plot(*theta0, "o", color="black", ms=6, label=r"start $\theta(0)$")
+    left.set_title(rf"{optimizer}, $\eta = {lr:.3g}$, $B = {batch_size}$, $\kappa = {h[-1] / h[0]:.3g}$")
+    left.legend(loc="upper right", fontsize=8)
+
+    t = np.arange(steps + 1)
+    right.plot(t, excess.mean(axis=1), color="black", lw=2, label=rf"{optimizer}, $\eta = {lr:.3g}$")
+    right.plot(
+        t,
+        baseline.mean(axis=1),
+        color="0.5",
+        lw=1.5,
+        ls="--",
+        label=rf"SGD, $\eta = 1/h_1 = {1 / h[-1]:.3g}$",
+    )
+    right.set_yscale("log")
+    right.set_xlabel("step $t$")
+    right.set_ylabel(r"$\mathbb{E}[L(\theta_t)] - L(\hat\theta)$")
+    right.set_title(f"mean over {runs} runs")
+    right.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def landscape_figure(
+    noise_std: float = 10.0,
+    lr: float = 0.03,
+    *,
+    theta0: float = -1.0,
+    steps: int = 300,
+    runs: int = 200,
+    seed: int = 0,
+) -> Figure:
+    """Chapter 8: where ``runs`` runs of noisy gradient descent on the 1-D landscape end.
+
+    Every run starts at ``theta0`` and takes ``steps`` steps ``θ ← θ − η (f'(θ) + ε)`` with
+    ``ε ~ N(0, noise_std²)``. Left: the landscape ``f``, its local minima (triangles), where
+    noise-free gradient descent ends (square) and a histogram of the runs' final iterates.
+    Right: the share of runs that end in the basin of each local minimum.
+    """
+    minima = landscape_minima()
+    with np.errstate(all="ignore"):
+        final = noisy_descent_1d(theta0, steps, lr=lr, noise_std=noise_std, runs=runs, seed=seed)[-1]
+        descent = noisy_descent_1d(theta0, steps, lr=lr, noise_std=0.0, runs=1)[-1, 0]
+    if not (np.all(np.isfinite(final)) and np.isfinite(descent)):
+        raise InstabilityError(f"unstable: noisy descent with η = {lr:.3g} diverges; lower η")
+    shares = np.bincount(basin_of(final, minima), minlength=minima.size) / runs
+
+    fig, (left, right) = new_figure(2, width=11.0, height=4.2)
+    grid = np.linspace(-4.0, 10.0, 600)
+    left.plot(grid, landscape_loss(grid), color="black", lw=1.5, label=r"$f(\theta)$")
+    left.plot(minima, landscape_loss(minima), "v", color="0.3", ms=6, label="local minima")
+    left.plot(descent, landscape_loss(descent), "s", color="#1f77b4", ms=9, label="gradient descent ends")
+    left.axvline(theta0, color="0.5", ls=":", lw=1, label=r"start $\theta(0)$")
+    left.set_xlim(grid[0], grid[-1])
+    left.set_xlabel(r"$\theta$")
+    left.set_ylabel(r"$f(\theta)$")
+    left.set_title(rf"$\eta = {lr:.3g}$, gradient-noise std ${noise_std:.3g}$, {steps} steps")
+    counts = left.twinx()
+    heights, edges = np.histogram(np.clip(final, grid[0], grid[-1]), bins=70, range=(grid[0], grid[-1]))
+    counts.stairs(heights, edges, fill=True, color="#d62728", alpha=0.4)
+    counts.set_ylabel(f"final θ of {runs} noisy runs (count)", color="#d62728")
+    counts.grid(False)
+    left.set_zorder(counts.get_zorder() + 1)  # the landscape in front of the histogram
+    left.patch.set_visible(False)
+    left.legend(loc="upper center", fontsize=8)
+
+    positions = np.arange(minima.size)
+    right.bar(positions, shares, color="#d62728", alpha=0.6, label="noisy runs")
+    gd_basin = int(basin_of(descent, minima))
+    right.bar(gd_basin, 1.0, fill=False, edgecolor="#1f77b4", lw=2, label="gradient descent")
+    right.set_xticks(positions, [f"{m:.2f}\n$f$={landscape_loss(m):.2f}" for m in minima], fontsize=8)
+    right.set_xlabel("basin of the local minimum at θ")
+    right.set_ylabel("share of runs ending there")
+    right.set_ylim(0.0, 1.05)
+    right.legend(loc="upper right", fontsize=8)
+    return fig
