@@ -24,12 +24,10 @@ The problems:
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .problem import NQM
-from .validation import check_batch_size, check_fraction, check_steps
+from .validation import check_batch_size, check_fraction, check_nonnegative, check_steps
 
 __all__ = [
     "SGD",
@@ -61,15 +59,6 @@ def _check_lr(lr: object) -> float | np.ndarray:
     return float(array) if array.ndim == 0 else array
 
 
-def _check_nonnegative(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number >= 0, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return value
-
-
 class Optimizer:
     """Common part of every optimiser of chapter 8: validation, weight decay, the step counter ``t``.
 
@@ -80,7 +69,7 @@ class Optimizer:
 
     def __init__(self, lr: float | np.ndarray, *, weight_decay: float = 0.0) -> None:
         self.lr = lr
-        self.weight_decay = _check_nonnegative("weight_decay", weight_decay)
+        self.weight_decay = check_nonnegative("weight_decay", weight_decay)
         self.t = 0
         self._shape: tuple[int, ...] | None = None
 
@@ -144,7 +133,7 @@ class AdaGrad(Optimizer):
         self, lr: float | np.ndarray = 0.01, *, eps: float = 1e-10, weight_decay: float = 0.0
     ) -> None:
         super().__init__(lr, weight_decay=weight_decay)
-        self.eps = _check_nonnegative("eps", eps)
+        self.eps = check_nonnegative("eps", eps)
 
     def _init_state(self, params: np.ndarray) -> None:
         self.sum_sq = np.zeros_like(params)
@@ -176,7 +165,7 @@ class RMSProp(Optimizer):
     ) -> None:
         super().__init__(lr, weight_decay=weight_decay)
         self.alpha = check_fraction("alpha", alpha)
-        self.eps = _check_nonnegative("eps", eps)
+        self.eps = check_nonnegative("eps", eps)
 
     def _init_state(self, params: np.ndarray) -> None:
         self.square_avg = np.zeros_like(params)
@@ -214,7 +203,7 @@ class Adam(Optimizer):
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         self.beta1 = check_fraction("beta1", betas[0])
         self.beta2 = check_fraction("beta2", betas[1])
-        self.eps = _check_nonnegative("eps", eps)
+        self.eps = check_nonnegative("eps", eps)
         self.bias_correction = bool(bias_correction)
 
     def _init_state(self, params: np.ndarray) -> None:
@@ -332,7 +321,7 @@ def small_regression(
     n_examples = check_steps(n_examples, "n_examples")
     if n_examples < 2:
         raise ValueError(f"n_examples must be an integer >= 2, got {n_examples!r}")
-    noise_std = _check_nonnegative("noise_std", noise_std)
+    noise_std = check_nonnegative("noise_std", noise_std)
     if not np.isfinite(feature_mean):
         raise ValueError(f"feature_mean must be a finite number, got {feature_mean!r}")
     rng = np.random.default_rng(seed)
@@ -467,7 +456,7 @@ def noisy_descent_1d(
     if lr_array.ndim > 1 or (lr_array.ndim == 1 and lr_array.size != steps):
         raise ValueError(f"lr must be a number or a schedule of {steps} numbers, got shape {lr_array.shape}")
     lrs = np.broadcast_to(lr_array, (steps,))
-    noise_std = _check_nonnegative("noise_std", noise_std)
+    noise_std = check_nonnegative("noise_std", noise_std)
     if not np.isfinite(theta0):
         raise ValueError(f"theta0 must be a finite number, got {theta0!r}")
     rng = np.random.default_rng(seed)

@@ -16,7 +16,6 @@ reproduces :func:`nqm_lib.simulate` to floating-point rounding, and PyTorch's
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator
 
 import numpy as np
@@ -27,7 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from .dynamics import Hyperparams, check_stable
 from .problem import NQM
 from .simulation import SimulationResult
-from .validation import check_batch_size, check_steps
+from .validation import check_batch_size, check_nonnegative, check_steps
 
 __all__ = [
     "TorchNQM",
@@ -54,12 +53,7 @@ def _check_trials(trials: object) -> int:
 
 def check_weight_decay(value: object) -> float:
     """Return the weight decay ``λ`` (chapter 7) as a float; ``ValueError`` unless finite and ``>= 0``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"weight_decay must be a real number >= 0, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {value!r}")
-    return value
+    return check_nonnegative("weight_decay", value)
 
 
 def with_weight_decay(problem: NQM, weight_decay: float) -> NQM:

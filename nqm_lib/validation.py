@@ -16,6 +16,7 @@ __all__ = [
     "InstabilityError",
     "check_batch_size",
     "check_fraction",
+    "check_nonnegative",
     "check_positive",
     "check_positive_array",
     "check_nonnegative_array",
@@ -45,6 +46,16 @@ def check_positive(name: str, value: object) -> float:
     value = float(value)
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+def check_nonnegative(name: str, value: object) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number >= 0, got {_describe(value)}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return value
 
 

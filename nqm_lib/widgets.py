@@ -18,6 +18,7 @@ import ipywidgets
 import matplotlib.pyplot as plt
 from IPython.display import DisplayHandle, Image, Markdown, display
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from .plotting import message_figure
 
@@ -77,9 +78,15 @@ class Explorer:
         """Render :meth:`figure` to a PNG image, as the widget displays it, and close the figure.
 
         The figure is saved at its own size (its layout already fits it), which is faster
-        than Jupyter's default of trimming every figure to a tight bounding box.
+        than Jupyter's default of trimming every figure to a tight bounding box, and without
+        the minor ticks of log axes, whose dozens of tick objects cost more to lay out than
+        the data (a third of the drawing time).
         """
         fig = self.figure(**overrides)
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                if axis.get_scale() == "log":
+                    axis.set_minor_locator(NullLocator())
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
         plt.close(fig)
