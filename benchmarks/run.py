@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baseline import per_sample_loop_sgd  # noqa: E402
+from benchmarks.sweep_batch_size import REFERENCES, full_sweep, timed  # noqa: E402
 from nqm_lib import NQM, risk_curve, simulate  # noqa: E402
 from tools.notebooks import CELL_TIMEOUT_SECONDS, chapter_notebooks, execute  # noqa: E402
 
@@ -201,6 +202,19 @@ def library_throughput() -> dict[str, float]:
     return metrics
 
 
+def batch_size_sweep() -> dict[str, float]:
+    """Chapter 6's full steps-to-target sweep (median of 3) and its gap to the reference points."""
+    from nqm_lib.batch_scaling import tuned_steps_to_target
+
+    paper = NQM.paper_spectrum(d=10_000, bins=100)
+    wall, cpu, _ = timed(lambda: full_sweep(paper), repeats=3)
+    metrics = {"batch_size_full_sweep_seconds": wall, "batch_size_full_sweep_cpu_seconds": cpu}
+    for index, (_, target, batch_size, grid, expected) in enumerate(REFERENCES):
+        steps = int(tuned_steps_to_target(paper, target, [batch_size], **grid).steps[0])
+        metrics[f"batch_size_reference_{index + 1}_steps_minus_notebook"] = steps - expected
+    return metrics
+
+
 def print_table(metrics: dict[str, object]) -> None:
     """Print every metric, and whether each target is met."""
     width = max(len(key) for key in metrics)
@@ -230,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics.update(chapter_times(args.repeats))
     metrics.update(widget_latencies())
     metrics.update(library_throughput())
+    metrics.update(batch_size_sweep())
     RESULTS.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     print_table(metrics)
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
