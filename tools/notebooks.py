@@ -66,6 +66,23 @@ def stamp_first_cell(notebook: nbformat.NotebookNode) -> None:
     notebook.cells.insert(position, cell)
 
 
+def _merge_streams(outputs: list) -> list:
+    """Join consecutive stdout (or stderr) chunks: how the kernel splits them depends on timing."""
+    merged: list = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (
+            output.output_type == "stream"
+            and previous is not None
+            and previous.output_type == "stream"
+            and previous.name == output.name
+        ):
+            previous.text += output.text
+        else:
+            merged.append(output)
+    return merged
+
+
 def _normalise(notebook: nbformat.NotebookNode) -> None:
     """Drop volatile metadata so that re-execution of unchanged sources changes nothing."""
     notebook.metadata.pop("widgets", None)
@@ -78,6 +95,7 @@ def _normalise(notebook: nbformat.NotebookNode) -> None:
         cell["id"] = f"cell-{index:03d}"
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
+            cell.outputs = _merge_streams(cell.outputs)
             for number, output in enumerate(cell.outputs):
                 output.pop("transient", None)
                 view = output.get("data", {}).get(WIDGET_VIEW)
