@@ -7,8 +7,11 @@ The public API (each function names the chapter that introduces it in its module
   expected risk from the second-moment dynamics (chapters 2–5);
 - :func:`simulate`, :func:`sample_minibatch_gradients` — seeded, vectorised Monte Carlo;
 - :mod:`nqm_lib.formulas` — the closed forms the chapters display;
-- :mod:`nqm_lib.plotting`, :mod:`nqm_lib.widgets`, :mod:`nqm_lib.figures` — one plotting
-  style and the interactive figures of the chapters.
+- :mod:`nqm_lib.averaging` (chapter 4), :mod:`nqm_lib.batch_scaling` (chapter 6),
+  :mod:`nqm_lib.torch_nqm` (chapter 7, imports PyTorch), :mod:`nqm_lib.adaptive` and
+  :mod:`nqm_lib.schedules` (chapter 8) — imported on their own;
+- :mod:`nqm_lib.plotting`, :mod:`nqm_lib.widgets`, :mod:`nqm_lib.figures` and the
+  ``figures_<topic>`` modules — one plotting style and the interactive figures of the chapters.
 """
 
 from .dynamics import Hyperparams, max_stable_lr
