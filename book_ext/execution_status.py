@@ -42,6 +42,7 @@ class ExecutionStatus(SphinxDirective):
     """Render the chapter status table."""
 
     def run(self) -> list[nodes.Node]:
+        """Build the table from the committed notebooks and benchmarks/results.json."""
         root = Path(self.env.srcdir)
         results_file = root / "benchmarks" / "results.json"
         self.env.note_dependency(str(results_file))

@@ -786,7 +786,7 @@ def risk_at_step(
     """Exact expected risk ``E[L(θ̃_t)]`` at one step ``t``, without iterating (chapter 6).
 
     Uses ``E[θ̃_t²] = (w_t · x₀)² θ(0)² + σ̃² (S₂₂ − w_tᵀ S w_t)`` with ``w_t = (Aᵀ)^t e`` computed
-    by repeated squaring (:mod:`nqm_lib.theory`), so it costs ``O(log t)`` and covers every
+    by ``numpy.linalg.matrix_power`` (repeated squaring), so it costs ``O(log t)`` and covers every
     combination, momentum and EMA together included. Equal to ``risk_curve(problem, t, ...)[t]``.
     """
     t = check_steps(t, "t")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import check_nonnegative_array, check_positive, check_positive_array
+from .validation import check_nonnegative, check_nonnegative_array, check_positive, check_positive_array
 
 __all__ = ["NQM"]
 
@@ -151,6 +151,17 @@ class NQM:
     def initial_risk(self) -> float:
         """Expected excess risk at the start, ``L(θ(0)) = ½ Σ_i counts_i h_i θ_i(0)²``."""
         return float(np.sum(self.counts * 0.5 * self.h * self.theta0**2))
+
+    def with_weight_decay(self, weight_decay: float) -> NQM:
+        """The NQM that SGD with weight decay ``λ`` actually optimises (chapters 5 and 7).
+
+        Weight decay adds ``λ θ`` to every minibatch gradient, i.e. ``½ λ ‖θ‖²`` to the loss, so
+        every curvature becomes ``h_i + λ`` while the gradient noise ``c_i`` is unchanged (the
+        optimum stays at ``θ* = 0``). The result is a plain NQM (its noise is the original
+        ``c``, no longer ``(h + λ)² σ²``), and its ``loss`` includes the penalty.
+        """
+        weight_decay = check_nonnegative("weight_decay", weight_decay)
+        return NQM(self.h + weight_decay, self.c, self.theta0, counts=self.counts)
 
     def loss(self, theta: object) -> np.ndarray:
         """Excess population loss ``L(θ) = ½ Σ_i h_i θ_i²`` (last axis = coordinates)."""

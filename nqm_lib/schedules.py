@@ -55,6 +55,8 @@ def step_schedule(steps: int, lr: float, *, milestones: tuple[int, ...], factor:
     steps = check_steps(steps)
     lr = check_positive("lr", lr)
     factor = check_fraction("factor", factor)
+    if factor == 0.0:  # a zero learning rate after the first milestone is not a schedule
+        raise ValueError("factor must be in (0, 1), got 0.0")
     milestones = np.asarray(sorted(milestones), dtype=int)
     return lr * factor ** np.searchsorted(milestones, np.arange(steps), side="right")
 

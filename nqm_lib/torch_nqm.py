@@ -7,7 +7,7 @@ draws for a given seed; :func:`torch_sgd_trajectory` feeds them to ``torch.optim
 for an EMA, to ``torch.optim.swa_utils.AveragedModel``). With the same seed, PyTorch then
 reproduces :func:`nqm_lib.simulate` to floating-point rounding, and PyTorch's
 ``weight_decay=λ`` reproduces the NQM whose curvatures are all shifted by ``λ``
-(:func:`with_weight_decay`).
+(:meth:`nqm_lib.NQM.with_weight_decay`).
 
 ``import nqm_lib`` does not import this module (nor PyTorch); import it explicitly::
 
@@ -34,7 +34,6 @@ __all__ = [
     "minibatch_stream",
     "trajectory_risk",
     "torch_sgd_trajectory",
-    "with_weight_decay",
 ]
 
 
@@ -54,20 +53,6 @@ def _check_trials(trials: object) -> int:
 def check_weight_decay(value: object) -> float:
     """Return the weight decay ``λ`` (chapter 7) as a float; ``ValueError`` unless finite and ``>= 0``."""
     return check_nonnegative("weight_decay", value)
-
-
-def with_weight_decay(problem: NQM, weight_decay: float) -> NQM:
-    """The NQM that SGD with weight decay ``λ`` on ``problem`` actually optimises (chapter 7).
-
-    Weight decay adds ``λ θ`` to every minibatch gradient, i.e. ``½ λ ‖θ‖²`` to the loss, so
-    the curvatures become ``h_i + λ`` while the gradient noise ``c_i`` is unchanged (the optimum
-    stays at ``θ* = 0``). The result is a plain NQM (not a data-model one: its noise is the
-    original ``c``, which is no longer ``(h + λ)² σ²``). Its ``loss`` includes the penalty;
-    evaluate trajectories with the original problem to get the original loss.
-    """
-    problem = _check_problem(problem)
-    weight_decay = check_weight_decay(weight_decay)
-    return NQM(problem.h + weight_decay, problem.c, problem.theta0, counts=problem.counts)
 
 
 def minibatch_stream(
@@ -169,7 +154,7 @@ def torch_sgd_trajectory(
     trials = _check_trials(trials)
     weight_decay = check_weight_decay(weight_decay)
     hp = Hyperparams(lr, batch_size, momentum, ema_decay)
-    check_stable(with_weight_decay(problem, weight_decay), hp)
+    check_stable(problem.with_weight_decay(weight_decay), hp)
 
     model = TorchNQM(problem, trials)
     optimizer = torch.optim.SGD(

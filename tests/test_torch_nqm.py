@@ -28,7 +28,6 @@ from nqm_lib.torch_nqm import (
     minibatch_stream,
     torch_sgd_trajectory,
     trajectory_risk,
-    with_weight_decay,
 )
 
 plt.switch_backend("Agg")
@@ -124,7 +123,7 @@ def test_minibatch_stream_first_draw_gives_sample_minibatch_gradients():
 
 def test_with_weight_decay_adds_lambda_to_every_curvature_and_keeps_the_noise():
     problem = NQM([50.0, 1.0], [50.0, 1.0], theta0=[1.0, 2.0], counts=[1, 3])
-    shifted = with_weight_decay(problem, 0.5)
+    shifted = problem.with_weight_decay(0.5)
     np.testing.assert_array_equal(shifted.h, [50.5, 1.5])
     np.testing.assert_array_equal(shifted.c, problem.c)
     np.testing.assert_array_equal(shifted.theta0, problem.theta0)
@@ -138,7 +137,7 @@ def test_torch_weight_decay_equals_simulate_on_curvature_shifted_problem_draw_by
     trajectory = torch_sgd_trajectory(
         problem, steps, lr=0.01, momentum=momentum, weight_decay=lam, trials=trials, seed=seed
     )
-    shifted = with_weight_decay(problem, lam)
+    shifted = problem.with_weight_decay(lam)
     reference = simulate(shifted, steps, lr=0.01, momentum=momentum, trials=trials, seed=seed)
     np.testing.assert_allclose(trajectory_risk(shifted, trajectory).risk, reference.risk, rtol=RTOL, atol=0)
 

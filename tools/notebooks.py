@@ -124,6 +124,7 @@ def execute(path: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Re-execute the notebooks named on the command line (default: every chapter)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
