@@ -15,12 +15,16 @@ import io
 from collections.abc import Callable, Mapping
 
 import ipywidgets
-import matplotlib.pyplot as plt
+import numpy as np
 from IPython.display import DisplayHandle, Image, Markdown, display
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import NullLocator
+from matplotlib.transforms import Bbox
+from PIL import Image as PILImage
 
-from .plotting import message_figure
+from .plotting import drawing_into, message_figure
 
 __all__ = ["Explorer", "explore"]
 
@@ -56,6 +60,11 @@ class Explorer:
         self.controls = dict(controls)
         self.fixed = dict(fixed or {})
         self._handle = None
+        # One figure on one Agg canvas, redrawn on every update and never registered with
+        # pyplot (so Jupyter does not display it a second time at the end of the cell).
+        self._figure = Figure()
+        FigureCanvasAgg(self._figure)
+        self._layouts: dict[tuple, list[Bbox]] = {}
         for widget in self.controls.values():
             widget.observe(self._redraw, names="value")
 
@@ -64,33 +73,57 @@ class Explorer:
         return {**self.fixed, **{name: w.value for name, w in self.controls.items()}}
 
     def figure(self, **overrides: object) -> Figure:
-        """Draw the figure for the current values (updated by ``overrides``).
+        """Draw the figure for the current values (updated by ``overrides``) and return it.
 
-        A ``ValueError`` raised by the figure function (an invalid or unstable setting)
-        becomes a figure showing its message, so the reader sees why nothing is plotted.
+        The figure function draws into this explorer's own figure (see
+        :func:`~nqm_lib.plotting.drawing_into`), so every call returns the same, redrawn
+        ``Figure``. A ``ValueError`` raised by the figure function (an invalid or unstable
+        setting) becomes a message in that figure, so the reader sees why nothing is plotted.
         """
-        try:
-            return self.figure_function(**{**self.values(), **overrides})
-        except ValueError as error:
-            return message_figure(f"Cannot draw these settings:\n{error}")
+        width, height = self._figure.get_size_inches()
+        with drawing_into(self._figure):
+            try:
+                drawn = self.figure_function(**{**self.values(), **overrides})
+            except ValueError as error:
+                drawn = message_figure(f"Cannot draw these settings:\n{error}", width=width, height=height)
+        if drawn is not self._figure:
+            raise TypeError(
+                f"{self.figure_function.__name__} must create its figure with nqm_lib.plotting.new_figure"
+            )
+        return drawn
 
     def image(self, **overrides: object) -> Image:
-        """Render :meth:`figure` to a PNG image, as the widget displays it, and close the figure.
+        """Render :meth:`figure` to the PNG image the widget displays.
 
-        The figure is saved at its own size (its layout already fits it), which is faster
-        than Jupyter's default of trimming every figure to a tight bounding box, and without
-        the minor ticks of log axes, whose dozens of tick objects cost more to lay out than
-        the data (a third of the drawing time).
+        Redrawing is what a reader waits for on every slider move, so it is kept fast
+        (``make bench`` measures it):
+
+        * the same canvas is drawn every time, so Matplotlib's text caches stay warm;
+        * the constrained layout is computed for the first figure of each shape and then
+          kept, so the axes stay put while a slider moves; it is computed again if anything
+          is drawn in the outermost two pixels of the image (a title or label running off it);
+        * the image is the figure at its own size, not Jupyter's tight bounding box (a
+          second layout pass), and log axes get no minor ticks, whose dozens of tick objects
+          cost more to lay out than the data.
         """
         fig = self.figure(**overrides)
         for ax in fig.axes:
             for axis in (ax.xaxis, ax.yaxis):
                 if axis.get_scale() == "log":
                     axis.set_minor_locator(NullLocator())
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        plt.close(fig)
-        return Image(data=buffer.getvalue(), format="png")
+        shape = _layout_shape(fig)
+        if shape in self._layouts:
+            for ax, position in zip(fig.axes, self._layouts[shape], strict=True):
+                ax.set_position(position)
+            fig.canvas.draw()
+            if not _touches_edge(fig.canvas):
+                return Image(data=_png(fig.canvas), format="png")
+            for ax in fig.axes:
+                ax.set_in_layout(True)  # set_position() excluded them from layout engines
+        ConstrainedLayoutEngine().execute(fig)
+        self._layouts[shape] = [ax.get_position(original=True) for ax in fig.axes]
+        fig.canvas.draw()
+        return Image(data=_png(fig.canvas), format="png")
 
     def show(self) -> None:
         """Display the note, the controls and the figure for the current values."""
@@ -103,6 +136,32 @@ class Explorer:
     def _redraw(self, _change: object = None) -> None:
         if self._handle is not None:
             self._handle.update(self.image())
+
+
+def _layout_shape(fig: Figure) -> tuple:
+    """What a layout depends on apart from the text: the size and the grid cell of every axes."""
+    cells = tuple(ax.get_subplotspec().get_geometry() for ax in fig.axes)
+    return (*fig.canvas.get_width_height(), cells)
+
+
+def _touches_edge(canvas: FigureCanvasAgg, band: int = 2) -> bool:
+    """Whether anything is drawn in the outer ``band`` pixels of a drawn canvas.
+
+    A laid-out figure keeps a margin there, so ink means something runs off the image.
+    """
+    pixels = np.asarray(canvas.buffer_rgba())
+    background = pixels[0, 0]
+    edges = (pixels[:band], pixels[-band:], pixels[:, :band], pixels[:, -band:])
+    return any(bool(np.any(edge != background)) for edge in edges)
+
+
+def _png(canvas: FigureCanvasAgg) -> bytes:
+    """PNG bytes of an Agg canvas that has been drawn (RGB, fast compression)."""
+    width, height = canvas.get_width_height()
+    rgba = PILImage.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    buffer = io.BytesIO()
+    rgba.convert("RGB").save(buffer, format="png", compress_level=1)
+    return buffer.getvalue()
 
 
 def explore(

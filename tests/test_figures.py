@@ -222,3 +222,101 @@ def test_explore_disables_continuous_update_draws_once_and_closes_its_figure(cap
     assert len(recorder.calls) == 1
     assert plt.get_fignums() == open_before
     capsys.readouterr()
+
+
+# ---------------------------------------------------------------- fast redraws (one figure, kept layout)
+
+
+def png_pixels(image):
+    from io import BytesIO
+
+    from PIL import Image as PILImage
+
+    return np.asarray(PILImage.open(BytesIO(image.data)).convert("RGB"))
+
+
+def inked_edges(pixels, band=2):
+    """The sides of an image whose outer ``band`` pixels are not all background (something is cut)."""
+    background = pixels[0, 0]
+    edges = {
+        "top": pixels[:band],
+        "bottom": pixels[-band:],
+        "left": pixels[:, :band],
+        "right": pixels[:, -band:],
+    }
+    return [side for side, edge in edges.items() if np.any(edge != background)]
+
+
+def test_new_figure_draws_into_the_target_figure_only_inside_drawing_into():
+    from nqm_lib.plotting import drawing_into, new_figure
+
+    target = Figure()
+    target.subplots(1, 3)
+    with drawing_into(target):
+        fig, axes = new_figure(2, width=5.0, height=3.0)
+    assert fig is target and len(target.axes) == 2 and list(axes) == target.axes
+    assert tuple(target.get_size_inches()) == (5.0, 3.0)
+    outside, _ = new_figure()
+    assert outside is not target
+
+
+def test_explorer_redraws_one_figure_and_keeps_its_axes_in_place():
+    explorer = Explorer(sgd_risk_figure, sgd_controls(), fixed=FAST)
+    fig = explorer.figure()
+    first = explorer.image()
+    positions = [ax.get_position().bounds for ax in fig.axes]
+    second = explorer.image(lr=0.005, batch_size=16)
+    assert [ax.get_position().bounds for ax in fig.axes] == positions
+    assert explorer.figure(lr=0.005) is fig  # the same Figure and canvas every time
+    assert png_pixels(first).shape == png_pixels(second).shape
+    assert not np.array_equal(png_pixels(first), png_pixels(second))
+
+
+def test_explorer_lays_out_again_when_text_would_be_cut_off_at_the_edge():
+    from nqm_lib.plotting import new_figure
+
+    def labelled(tick_label="0"):
+        fig, (ax,) = new_figure(width=5.0, height=3.0)
+        ax.plot([0, 1], [0, 1])
+        ax.set_yticks([0.5], labels=[tick_label], fontsize=14)
+        return fig
+
+    explorer = Explorer(labelled, {})
+    fig = explorer.figure()  # the one figure every image() redraws
+    explorer.image()
+    kept = fig.axes[0].get_position().x0
+    assert inked_edges(png_pixels(explorer.image(tick_label="a long tick label"))) == []
+    assert fig.axes[0].get_position().x0 > kept  # the axes moved right to make room
+
+
+def test_explorer_rejects_a_figure_function_that_does_not_use_new_figure():
+    def own_figure():
+        return Figure()
+
+    with pytest.raises(TypeError, match="new_figure"):
+        Explorer(own_figure, {}).figure()
+
+
+@pytest.mark.parametrize(
+    "figure_function",
+    [
+        "figures.gradient_noise_figure",
+        "figures.sgd_risk_figure",
+        "figures_momentum.momentum_risk_figure",
+        "figures_ema.ema_risk_figure",
+        "figures_ema.averaging_figure",
+        "figures_preconditioning.preconditioned_risk_figure",
+        "figures_batch_size.steps_vs_batch_figure",
+        "figures_pytorch.minibatch_noise_figure",
+        "figures_adaptive.optimizer_paths_figure",
+        "figures_adaptive.landscape_figure",
+    ],
+)
+def test_every_widget_figure_fits_its_image_at_the_default_settings(figure_function):
+    """Nothing (a long title, a legend outside the axes) is cut off at the image's edge."""
+    import importlib
+
+    module, name = figure_function.split(".")
+    function = getattr(importlib.import_module(f"nqm_lib.{module}"), name)
+    cut = inked_edges(png_pixels(Explorer(function, {}).image()))
+    assert not cut, f"{name}: something is cut off at the {cut} edge"
