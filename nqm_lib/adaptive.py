@@ -24,6 +24,8 @@ The problems:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .problem import NQM
@@ -404,7 +406,13 @@ def landscape_minima(lo: float = -6.0, hi: float = 12.0, points: int = 200_001) 
     Found as sign changes of ``f'`` from − to + on a fine grid, refined by bisection. The
     default interval holds every minimum: outside ``[3 − 8.1, 3 + 8.1]`` the bowl's slope
     ``θ − 3`` outweighs the ripples' ``|6 cos 3θ + 2.1 cos 7θ| ≤ 8.1``, so ``f'`` has one sign.
+    Computed once per interval (the widget of chapter 8 asks on every redraw).
     """
+    return _landscape_minima(float(lo), float(hi), int(points)).copy()
+
+
+@functools.cache
+def _landscape_minima(lo: float, hi: float, points: int) -> np.ndarray:
     grid = np.linspace(lo, hi, points)
     slope = landscape_gradient(grid)
     left = np.flatnonzero((slope[:-1] < 0) & (slope[1:] >= 0))

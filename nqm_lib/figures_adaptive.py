@@ -102,18 +102,18 @@ def optimizer_paths_figure(
             path[:, run, 0], path[:, run, 1], ".-", ms=2, lw=0.8, color=coordinate_color(run), alpha=0.8
         )
     left.plot(*theta0, "o", color="black", ms=6, label=r"start $\theta(0)$")
-    left.set_title(rf"{optimizer}, $\eta = {lr:.3g}$, $B = {batch_size}$, $\kappa = {h[-1] / h[0]:.3g}$")
+    left.set_title(f"{optimizer}, η = {lr:.3g}, B = {batch_size}, κ = {h[-1] / h[0]:.3g}")
     left.legend(loc="upper right", fontsize=8)
 
     t = np.arange(steps + 1)
-    right.plot(t, excess.mean(axis=1), color="black", lw=2, label=rf"{optimizer}, $\eta = {lr:.3g}$")
+    right.plot(t, excess.mean(axis=1), color="black", lw=2, label=f"{optimizer}, η = {lr:.3g}")
     right.plot(
         t,
         baseline.mean(axis=1),
         color="0.5",
         lw=1.5,
         ls="--",
-        label=rf"SGD, $\eta = 1/h_1 = {1 / h[-1]:.3g}$",
+        label=f"SGD, η = 1/h₁ = {1 / h[-1]:.3g}",
     )
     right.set_yscale("log")
     right.set_xlabel("step $t$")
@@ -156,7 +156,7 @@ def landscape_figure(
     left.set_xlim(grid[0], grid[-1])
     left.set_xlabel(r"$\theta$")
     left.set_ylabel(r"$f(\theta)$")
-    left.set_title(rf"$\eta = {lr:.3g}$, gradient-noise std ${noise_std:.3g}$, {steps} steps")
+    left.set_title(f"η = {lr:.3g}, gradient-noise std {noise_std:.3g}, {steps} steps")
     counts = left.twinx()
     heights, edges = np.histogram(np.clip(final, grid[0], grid[-1]), bins=70, range=(grid[0], grid[-1]))
     counts.stairs(heights, edges, fill=True, color="#d62728", alpha=0.4)

@@ -159,9 +159,9 @@ def steps_vs_batch_figure(
             result = sweep[method, p]
             style = {"color": color, "ls": LINESTYLES[p], "marker": MARKERS[method]}
             critical = _critical(result)
-            label = f"{method}, $p = {p:g}$"
+            label = f"{method}, p = {p:g}"
             if show_critical:
-                label += f" ($B_{{crit}}$ ≈ {critical:,.0f})" if np.isfinite(critical) else " (no $B_{crit}$)"
+                label += f" (critical B ≈ {critical:,.0f})" if np.isfinite(critical) else " (no critical B)"
             draw_steps_vs_batch(ax, result, label=label, show_critical=show_critical, **style)
             right.loglog(result.batch_sizes, effective_lr(result), ms=3.5, lw=1.4, **style)
     ax.set_ylim(bottom=max(1.0, 0.5 * np.nanmin([sweep[m, p].steps.min() for m in methods for p in powers])))

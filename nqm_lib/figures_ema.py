@@ -79,11 +79,7 @@ def ema_risk_figure(
     fig, (ax,) = new_figure()
     for name, exact, sim, gamma in (("sgd", sgd, sgd_sim, 0.0), ("ema", ema, ema_sim, ema_decay)):
         color = SCHEME_COLORS[name]
-        label = (
-            "SGD, last iterate $\\theta_t$"
-            if name == "sgd"
-            else rf"EMA $\tilde\theta_t$, $\gamma = {gamma:.3g}$"
-        )
+        label = "SGD, last iterate θₜ" if name == "sgd" else f"EMA of the iterates, γ = {gamma:.3g}"
         plot_theory(ax, exact, color=color, label=label)
         plot_simulation(ax, sim.risk, sim.risk_stderr, color=color)
         floor = steady_state_risk(problem, ema_decay=gamma, **hyper)
@@ -95,11 +91,11 @@ def ema_risk_figure(
     ax.plot([], [], ls=":", lw=1.2, color="0.4", label="noise floors")
     label_risk_axes(ax)
     slowest = float(np.max(np.abs(sgd_rate(problem.h, lr=lr))))
-    verdict = r"\leq" if ema_decay <= slowest else ">"
-    effect = "keeps SGD's slowest rate" if ema_decay <= slowest else r"bias decays like $\gamma^t$, slower"
+    verdict = "≤" if ema_decay <= slowest else ">"
+    effect = "keeps SGD's slowest rate" if ema_decay <= slowest else "bias decays like γᵗ, slower"
     ax.set_title(
-        rf"$\eta = {lr:.3g}$, $B = {batch_size}$, $\gamma = {ema_decay:.3g} {verdict} "
-        rf"\max_i |1 - \eta h_i| = {slowest:.3g}$: {effect}"
+        f"η = {lr:.3g}, B = {batch_size}: γ = {ema_decay:.3g} {verdict} "
+        f"maxᵢ |1 − ηhᵢ| = {slowest:.3g}\n({effect})"
     )
     ax.legend(loc="upper right", fontsize=8)
     return fig
@@ -128,15 +124,15 @@ def averaging_figure(
     hyper = {"lr": lr, "batch_size": batch_size}
     start = int(round((1.0 - tail_fraction) * steps))
     curves = {
-        "sgd": (risk_curve(problem, steps, **hyper), r"SGD, last iterate $\theta_t$"),
-        "uniform": (averaged_risk_curve(problem, steps, **hyper), r"uniform average of $\theta_0..\theta_t$"),
+        "sgd": (risk_curve(problem, steps, **hyper), "SGD, last iterate θₜ"),
+        "uniform": (averaged_risk_curve(problem, steps, **hyper), "uniform average of θ₀..θₜ"),
         "tail": (
             averaged_risk_curve(problem, steps, start=start, **hyper),
-            rf"tail average from $t = {start}$",
+            f"tail average from t = {start}",
         ),
         "ema": (
             risk_curve(problem, steps, ema_decay=ema_decay, **hyper),
-            rf"EMA, $\gamma = {ema_decay:.3g}$",
+            f"EMA, γ = {ema_decay:.3g}",
         ),
     }
     fig, (ax,) = new_figure()
@@ -157,13 +153,12 @@ def averaging_figure(
     if worse_steps.size == 0:
         stretch = "never"
     elif worse_steps.size == worse_steps[-1]:  # exactly the steps 1, 2, …, last
-        stretch = f"for $t = 1..{worse_steps[-1]}$"
+        stretch = f"for t = 1..{worse_steps[-1]}"
     else:
         stretch = f"at {worse_steps.size} of {steps} steps"
     label_risk_axes(ax)
     ax.set_title(
-        rf"$\eta = {lr:.3g}$, $B = {batch_size}$: uniform average worse than "
-        f"last iterate {stretch} (shaded)"
+        f"η = {lr:.3g}, B = {batch_size}\nuniform average worse than last iterate {stretch} (shaded)"
     )
     ax.legend(loc="upper right", fontsize=8)
     return fig

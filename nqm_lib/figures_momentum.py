@@ -21,7 +21,7 @@ from .formulas import (
     momentum_roots,
     momentum_steady_state_risk,
 )
-from .plotting import coordinate_color, label_risk_axes, new_figure, plot_simulation, plot_theory
+from .plotting import SUBSCRIPTS, coordinate_color, label_risk_axes, new_figure, plot_simulation, plot_theory
 from .problem import NQM
 from .simulation import simulate
 from .theory import risk_curve, risk_curve_per_coordinate
@@ -64,7 +64,7 @@ def _sgd_comparison(
     try:
         curve = risk_curve(problem, steps, lr=lr, batch_size=batch_size)
     except InstabilityError:
-        ax.plot([], [], color=SGD_COLOR, label=rf"{label}: diverges ($\eta h_1 \geq 2$)", **style)
+        ax.plot([], [], color=SGD_COLOR, label=f"{label}: diverges (ηh₁ ≥ 2)", **style)
         return
     ax.plot(np.arange(steps + 1), curve, color=SGD_COLOR, label=label, **style)
 
@@ -80,7 +80,7 @@ def _draw_roots(ax: Axes, h: np.ndarray, *, lr: float, momentum: float) -> None:
         color="0.5",
         ls="--",
         lw=1,
-        label=rf"$|r| = \sqrt{{\beta}} = {radius:.3g}$",
+        label=f"|r| = √β = {radius:.3g}",
     )
     reach = 1.15
     for i, curvature in enumerate(h):
@@ -95,7 +95,7 @@ def _draw_roots(ax: Axes, h: np.ndarray, *, lr: float, momentum: float) -> None:
             ms=8,
             color=color,
             alpha=0.85,
-            label=rf"$h_{i + 1} = {curvature:g}$: {regime}, $\max|r| = {rate:.3f}$",
+            label=f"h{str(i + 1).translate(SUBSCRIPTS)} = {curvature:g}: {regime}, max |r| = {rate:.3f}",
         )
         sgd_root = 1.0 - lr * curvature
         ax.plot([sgd_root], [0.0], "x", ms=9, mew=2, color=color)
@@ -144,9 +144,9 @@ def momentum_risk_figure(
             per_coordinate[:, i],
             color=coordinate_color(i),
             alpha=0.7,
-            label=rf"coordinate {i + 1} ($h_{i + 1} = {problem.h[i]:g}$)",
+            label=f"coordinate {i + 1} (h{str(i + 1).translate(SUBSCRIPTS)} = {problem.h[i]:g})",
         )
-    plot_theory(risk_ax, per_coordinate.sum(axis=1), label=rf"momentum $\beta = {momentum:.3g}$ (exact)")
+    plot_theory(risk_ax, per_coordinate.sum(axis=1), label=f"momentum β = {momentum:.3g} (exact)")
     plot_simulation(risk_ax, sim.risk, sim.risk_stderr, label=f"Monte Carlo ({trials} runs)")
     _sgd_comparison(risk_ax, problem, steps, ls="--", lw=1.5, label=r"SGD, same $\eta$", **hyper)
     _sgd_comparison(
@@ -161,8 +161,8 @@ def momentum_risk_figure(
     )
     label_risk_axes(risk_ax)
     risk_ax.set_title(
-        rf"$\eta = {lr:.3g}$, $\beta = {momentum:.3g}$, $B = {batch_size}$ "
-        rf"(effective $\eta/(1-\beta) = {lr / (1.0 - momentum):.3g}$)"
+        f"η = {lr:.3g}, β = {momentum:.3g}, B = {batch_size} "
+        f"(effective η/(1 − β) = {lr / (1.0 - momentum):.3g})"
     )
     risk_ax.legend(loc="upper right", fontsize=7)
     _draw_roots(roots_ax, problem.h, lr=lr, momentum=momentum)

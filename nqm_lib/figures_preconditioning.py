@@ -60,12 +60,12 @@ def preconditioned_risk_figure(
     fig, (ax, bars) = new_figure(2, width=11.0, height=4.2)
     plot_risk_by_coordinate(ax, problem.h, theory, floors, sim)
     if sgd is not None:
-        ax.plot([], [], color="0.3", ls="--", lw=1, label=r"SGD ($p = 0$), same $\eta$, $B$")
+        ax.plot([], [], color="0.3", ls="--", lw=1, label="SGD (p = 0), same η, B")
         for i in range(problem.d):
             ax.plot(np.arange(steps + 1), sgd[:, i], color=coordinate_color(i), ls="--", lw=1)
     label_risk_axes(ax)
-    note = "" if sgd is not None else r" (SGD unstable at this $\eta$)"
-    ax.set_title(rf"$p = {precond_power:g}$, $\eta = {lr:.3g}$, $B = {batch_size}$; dotted: floors{note}")
+    note = "" if sgd is not None else " (SGD unstable at this η)"
+    ax.set_title(f"p = {precond_power:g}, η = {lr:.3g}, B = {batch_size}; dotted: floors{note}")
     low, high = ax.get_ylim()
     ax.set_ylim(low, high * 30)  # headroom for the legend above the curves
     ax.legend(loc="upper right", fontsize=8)
@@ -93,10 +93,9 @@ def preconditioned_risk_figure(
     low, high = bars.get_ylim()
     bars.set_ylim(low, high * 10)  # room for the legend above the tallest bar
     bars.set_title(
-        rf"Transformed problem in $\varphi = P^{{1/2}}\theta$: $\tilde\kappa = \kappa^{{1-p}}$ = "
-        rf"{h_eff.max() / h_eff.min():.3g} ($\kappa$ = {problem.kappa:.3g})"
-        "\n"
-        rf"plain SGD on $(\tilde h, \tilde c)$ has the same risk; stable iff $\eta < {precond_limit:.3g}$"
+        f"Transformed problem in φ = P¹ᐟ²θ: κ¹⁻ᵖ = {h_eff.max() / h_eff.min():.3g} "
+        f"(κ = {problem.kappa:.3g})\n"
+        f"plain SGD on it has the same risk; stable iff η < {precond_limit:.3g}"
     )
     bars.legend(loc="upper center", ncols=problem.d, fontsize=8)
     return fig

@@ -125,7 +125,7 @@ def minibatch_noise_figure(
     )
     left.set_xlabel(r"minibatch gradient $g_{\mathcal{B}}(\theta)$")
     left.set_ylabel("density")
-    left.set_title(f"{draws} minibatches, $B = {batch_size}$, $N = {n_examples}$")
+    left.set_title(f"{draws} minibatches, B = {batch_size}, N = {n_examples}")
     left.legend(loc="upper left", fontsize=8)
 
     right.set_xscale("log")
@@ -133,6 +133,6 @@ def minibatch_noise_figure(
     right.set_xlabel("batch size $B$ (without replacement, $B = N$ is GD)")
     right.set_ylabel(r"$\operatorname{Var}[g_{\mathcal{B}}(\theta)]$")
     ratio = (n_examples - batch_size) / (n_examples - 1)
-    right.set_title(rf"variance ratio without/with: $(N - B)/(N - 1) = {ratio:.3f}$")
+    right.set_title(f"variance ratio without/with: (N − B)/(N − 1) = {ratio:.3f}")
     right.legend(loc="lower left", fontsize=8)
     return fig
