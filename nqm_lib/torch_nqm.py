@@ -25,7 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .dynamics import Hyperparams, check_stable
 from .problem import NQM
-from .simulation import SimulationResult
+from .simulation import trajectory_risk
 from .validation import check_batch_size, check_nonnegative, check_steps
 
 __all__ = [
@@ -178,27 +178,3 @@ def torch_sgd_trajectory(
             averaged.update_parameters(model)
         trajectory[t] = reported.theta.detach().numpy()
     return trajectory
-
-
-def trajectory_risk(problem: NQM, trajectory: object) -> SimulationResult:
-    """Monte Carlo risk of a trajectory ``(steps + 1, trials, d)`` under ``problem``'s loss (chapter 7).
-
-    Returns the same :class:`~nqm_lib.SimulationResult` as :func:`nqm_lib.simulate`: the mean
-    over trials of ``L(θ_t)`` and of each coordinate's ``counts_i · ½ h_i θ_i(t)²``, and the
-    standard error of the mean (needs at least two trials).
-    """
-    problem = _check_problem(problem)
-    trajectory = np.asarray(trajectory, dtype=float)
-    if trajectory.ndim != 3 or trajectory.shape[2] != problem.d or trajectory.shape[1] < 2:
-        raise ValueError(
-            f"trajectory must have shape (steps + 1, trials >= 2, d = {problem.d}), got {trajectory.shape}"
-        )
-    losses = 0.5 * problem.counts * problem.h * trajectory**2
-    total = losses.sum(axis=2)
-    trials = trajectory.shape[1]
-    return SimulationResult(
-        risk=total.mean(axis=1),
-        risk_per_coordinate=losses.mean(axis=1),
-        risk_stderr=total.std(axis=1, ddof=1) / np.sqrt(trials),
-        trials=trials,
-    )

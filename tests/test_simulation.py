@@ -17,6 +17,7 @@ from nqm_lib import (
     risk_curve_per_coordinate,
     sample_minibatch_gradients,
     simulate,
+    simulation,
     steady_state_risk,
 )
 from nqm_lib.formulas import sgd_steady_state_risk, sgd_steady_state_variance
@@ -137,6 +138,20 @@ def test_same_seed_gives_identical_results():
     np.testing.assert_array_equal(a.risk, b.risk)
     np.testing.assert_array_equal(a.risk_per_coordinate, b.risk_per_coordinate)
     np.testing.assert_array_equal(a.risk_stderr, b.risk_stderr)
+
+
+@pytest.mark.parametrize("steps_per_block", [1, 7, 10_000])
+def test_results_do_not_depend_on_how_many_steps_are_summarised_at_once(monkeypatch, steps_per_block):
+    # simulate() keeps the iterates of a block of steps and reduces them together; a block of
+    # one step is the plain per-step summary, and 7 does not divide the 31 recorded steps.
+    problem = NQM([4.0, 1.0, 0.5], [1.0, 2.0, 0.5], theta0=[1.0, 1.0, -1.0], counts=[1, 2, 5])
+    hyper = {"lr": 0.1, "momentum": 0.5, "ema_decay": 0.3, "precond_power": 0.5, "trials": 64, "seed": 9}
+    reference = simulate(problem, 30, **hyper)
+    monkeypatch.setattr(simulation, "_BLOCK_ELEMENTS", steps_per_block * hyper["trials"] * problem.d)
+    blocked = simulate(problem, 30, **hyper)
+    np.testing.assert_array_equal(blocked.risk, reference.risk)
+    np.testing.assert_array_equal(blocked.risk_per_coordinate, reference.risk_per_coordinate)
+    np.testing.assert_array_equal(blocked.risk_stderr, reference.risk_stderr)
 
 
 def test_different_seeds_give_different_results():
