@@ -149,21 +149,29 @@ def landscape_figure(
 
     fig, (left, right) = new_figure(2, width=11.0, height=4.2)
     grid = np.linspace(-4.0, 10.0, 600)
-    left.plot(grid, landscape_loss(grid), color="black", lw=1.5, label=r"$f(\theta)$")
+    loss = landscape_loss(grid)
+    bottom = loss.min() - 0.05 * np.ptp(loss)
+    left.plot(grid, loss, color="black", lw=1.5, label=r"$f(\theta)$")
     left.plot(minima, landscape_loss(minima), "v", color="0.3", ms=6, label="local minima")
     left.plot(descent, landscape_loss(descent), "s", color="#1f77b4", ms=9, label="gradient descent ends")
     left.axvline(theta0, color="0.5", ls=":", lw=1, label=r"start $\theta(0)$")
+    # The histogram of the final iterates stands on the bottom of the plot, its tallest bin
+    # 40% as high as the landscape's range (the right panel gives the shares in numbers).
+    heights, edges = np.histogram(np.clip(final, grid[0], grid[-1]), bins=70, range=(grid[0], grid[-1]))
+    left.stairs(
+        bottom + 0.4 * np.ptp(loss) * heights / heights.max(),
+        edges,
+        baseline=bottom,
+        fill=True,
+        color="#d62728",
+        alpha=0.4,
+        label=f"final θ of the {runs} noisy runs (histogram)",
+    )
     left.set_xlim(grid[0], grid[-1])
+    left.set_ylim(bottom, loss.max() + 0.05 * np.ptp(loss))
     left.set_xlabel(r"$\theta$")
     left.set_ylabel(r"$f(\theta)$")
     left.set_title(f"η = {lr:.3g}, gradient-noise std {noise_std:.3g}, {steps} steps")
-    counts = left.twinx()
-    heights, edges = np.histogram(np.clip(final, grid[0], grid[-1]), bins=70, range=(grid[0], grid[-1]))
-    counts.stairs(heights, edges, fill=True, color="#d62728", alpha=0.4)
-    counts.set_ylabel(f"final θ of {runs} noisy runs (count)", color="#d62728")
-    counts.grid(False)
-    left.set_zorder(counts.get_zorder() + 1)  # the landscape in front of the histogram
-    left.patch.set_visible(False)
     left.legend(loc="upper center", fontsize=8)
 
     positions = np.arange(minima.size)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MultipleLocator
 
 from .formulas import (
     momentum_bias_factor,
@@ -106,6 +107,8 @@ def _draw_roots(ax: Axes, h: np.ndarray, *, lr: float, momentum: float) -> None:
     ax.set_xlim(-reach, reach)
     ax.set_ylim(-1.15, 1.15)
     ax.set_aspect("equal", adjustable="box")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MultipleLocator(1.0))  # the unit circle is the scale that matters
     ax.set_xlabel(r"$\mathrm{Re}\, r$")
     ax.set_ylabel(r"$\mathrm{Im}\, r$")
     ax.set_title(r"Roots of $r^2 - (1 - \eta h_i + \beta)\, r + \beta$")

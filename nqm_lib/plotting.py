@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
+from matplotlib.ticker import MaxNLocator
 
 from .simulation import SimulationResult
 
@@ -111,8 +112,14 @@ def new_figure(ncols: int = 1, *, width: float = 7.0, height: float = 4.0) -> tu
 
 
 def label_risk_axes(ax: Axes, *, log: bool = True, ylabel: str = r"$\mathbb{E}[L(\theta_t)]$") -> None:
-    """Label ``ax`` as a risk-versus-step plot (log scale by default: rates are exponential)."""
+    """Label ``ax`` as a risk-versus-step plot (log scale by default: rates are exponential).
+
+    A linear step axis gets at most six round whole-number ticks (0, 100, 200, …): enough to
+    read a step off, and each tick is text that every widget redraw lays out again.
+    """
     ax.set_xlabel("step $t$")
+    if ax.get_xscale() == "linear":
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 5, 10], integer=True))
     ax.set_ylabel(ylabel)
     if log:
         ax.set_yscale("log")

@@ -260,6 +260,22 @@ def test_new_figure_draws_into_the_target_figure_only_inside_drawing_into():
     assert outside is not target
 
 
+def test_risk_axes_get_few_round_step_ticks_unless_the_step_axis_is_logarithmic():
+    from nqm_lib.plotting import label_risk_axes, new_figure
+
+    fig, (linear, logarithmic) = new_figure(2, width=12.0)
+    linear.plot([0, 400], [1.0, 0.1])
+    logarithmic.loglog([1, 400], [1.0, 0.1])
+    label_risk_axes(linear)
+    label_risk_axes(logarithmic)
+    fig.canvas.draw()
+    ticks = [t for t in linear.get_xticks() if 0 <= t <= 400]
+    assert ticks == [0, 100, 200, 300, 400]
+    assert type(logarithmic.xaxis.get_major_locator()).__name__ == "LogLocator"
+    assert linear.get_yscale() == logarithmic.get_yscale() == "log"
+    plt.close(fig)
+
+
 def test_explorer_redraws_one_figure_and_keeps_its_axes_in_place():
     explorer = Explorer(sgd_risk_figure, sgd_controls(), fixed=FAST)
     fig = explorer.figure()
@@ -270,6 +286,19 @@ def test_explorer_redraws_one_figure_and_keeps_its_axes_in_place():
     assert explorer.figure(lr=0.005) is fig  # the same Figure and canvas every time
     assert png_pixels(first).shape == png_pixels(second).shape
     assert not np.array_equal(png_pixels(first), png_pixels(second))
+
+
+def test_widget_png_decodes_to_exactly_the_drawn_canvas():
+    # The widget writes its PNG itself (unfiltered rows, fast zlib); a standard decoder must
+    # read back every pixel of the canvas, at the canvas's size.
+    explorer = Explorer(sgd_risk_figure, sgd_controls(), fixed=FAST)
+    canvas = explorer.figure().canvas  # the one canvas every image() draws
+    image = explorer.image()
+    assert image.data.startswith(b"\x89PNG\r\n\x1a\n")
+    drawn = np.asarray(canvas.buffer_rgba())[:, :, :3]
+    np.testing.assert_array_equal(png_pixels(image), drawn)
+    assert drawn.shape[:2] == canvas.get_width_height()[::-1]
+    assert len(image.data) < drawn.nbytes / 5  # compressed, not stored
 
 
 def test_explorer_lays_out_again_when_text_would_be_cut_off_at_the_edge():
