@@ -2,10 +2,12 @@
 
 The public API (each function names the chapter that introduces it in its module):
 
-- :class:`NQM` — the problem (chapter 1);
-- :func:`risk_curve`, :func:`steady_state_risk` and their per-coordinate variants — exact
-  expected risk from the second-moment dynamics (chapters 2–5);
-- :func:`simulate`, :func:`sample_minibatch_gradients` — seeded, vectorised Monte Carlo;
+- :class:`~nqm_lib.problem.NQM` — the problem (chapter 1);
+- :func:`~nqm_lib.theory.risk_curve`, :func:`~nqm_lib.theory.steady_state_risk` and their
+  per-coordinate variants — exact expected risk from the second-moment dynamics (chapters 2–5);
+- :func:`~nqm_lib.simulation.simulate`, :func:`~nqm_lib.simulation.sample_minibatch_gradients` —
+  seeded, vectorised Monte Carlo, and :func:`~nqm_lib.simulation.trajectory_risk` for iterates
+  made elsewhere (PyTorch's, chapter 7);
 - :mod:`nqm_lib.formulas` — the closed forms the chapters display;
 - :mod:`nqm_lib.averaging` (chapter 4), :mod:`nqm_lib.batch_scaling` (chapter 6),
   :mod:`nqm_lib.torch_nqm` (chapter 7, imports PyTorch), :mod:`nqm_lib.adaptive` and
@@ -16,7 +18,7 @@ The public API (each function names the chapter that introduces it in its module
 
 from .dynamics import Hyperparams, max_stable_lr
 from .problem import NQM
-from .simulation import SimulationResult, sample_minibatch_gradients, simulate
+from .simulation import SimulationResult, sample_minibatch_gradients, simulate, trajectory_risk
 from .theory import (
     risk_curve,
     risk_curve_per_coordinate,
@@ -39,4 +41,5 @@ __all__ = [
     "simulate",
     "steady_state_risk",
     "steady_state_risk_per_coordinate",
+    "trajectory_risk",
 ]

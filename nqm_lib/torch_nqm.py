@@ -2,12 +2,12 @@
 
 This module is the bridge between the course's theory and PyTorch. :class:`TorchNQM` is an
 ``nn.Module`` whose minibatch loss has exactly the minibatch gradient of the NQM;
-:func:`minibatch_stream` yields the same random minibatches that :func:`nqm_lib.simulate`
+:func:`minibatch_stream` yields the same random minibatches that :func:`~nqm_lib.simulation.simulate`
 draws for a given seed; :func:`torch_sgd_trajectory` feeds them to ``torch.optim.SGD`` (and,
 for an EMA, to ``torch.optim.swa_utils.AveragedModel``). With the same seed, PyTorch then
-reproduces :func:`nqm_lib.simulate` to floating-point rounding, and PyTorch's
+reproduces :func:`~nqm_lib.simulation.simulate` to floating-point rounding, and PyTorch's
 ``weight_decay=λ`` reproduces the NQM whose curvatures are all shifted by ``λ``
-(:meth:`nqm_lib.NQM.with_weight_decay`).
+(:meth:`~nqm_lib.problem.NQM.with_weight_decay`).
 
 ``import nqm_lib`` does not import this module (nor PyTorch); import it explicitly::
 
@@ -25,14 +25,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .dynamics import Hyperparams, check_stable
 from .problem import NQM
-from .simulation import trajectory_risk
 from .validation import check_batch_size, check_nonnegative, check_steps
 
 __all__ = [
     "TorchNQM",
     "check_weight_decay",
     "minibatch_stream",
-    "trajectory_risk",
     "torch_sgd_trajectory",
 ]
 
@@ -58,12 +56,12 @@ def check_weight_decay(value: object) -> float:
 def minibatch_stream(
     problem: NQM, *, batch_size: int = 1, trials: int = 1, seed: int = 0
 ) -> Iterator[np.ndarray]:
-    """Yield, step after step, the minibatch draws :func:`nqm_lib.simulate` makes with ``seed`` (chapter 7).
+    """Yield, step after step, the minibatch draws ``simulate`` makes with ``seed`` (chapter 7).
 
     The draws come from ``numpy.random.default_rng(seed)`` in the order of
     ``nqm_lib.simulation._noisy_gradient``:
 
-    - data-model problem (:meth:`NQM.from_data_model`): ``batch_size`` data points per trial,
+    - data-model problem (:meth:`~nqm_lib.problem.NQM.from_data_model`): ``batch_size`` data points per trial,
       ``x ~ N(0, diag(σ²))``, an array of shape ``(trials, batch_size, d)``;
     - otherwise: the minibatch gradient noise ``ε ~ N(0, diag(c) / B)``, shape ``(trials, d)``.
 
@@ -137,12 +135,12 @@ def torch_sgd_trajectory(
     numpy.ndarray
         The reported iterate (``θ̃`` with an EMA, else ``θ``) at t = 0..steps, shape
         ``(steps + 1, trials, d)``. With ``weight_decay = 0`` and the same ``seed``, its risk
-        equals :func:`nqm_lib.simulate`'s up to rounding.
+        equals :func:`~nqm_lib.simulation.simulate`'s up to rounding.
 
     Raises
     ------
     TypeError
-        If ``problem`` is not an :class:`~nqm_lib.NQM`.
+        If ``problem`` is not an :class:`~nqm_lib.problem.NQM`.
     ValueError
         For invalid settings (the message names the parameter).
     InstabilityError

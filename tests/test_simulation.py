@@ -19,6 +19,7 @@ from nqm_lib import (
     simulate,
     simulation,
     steady_state_risk,
+    trajectory_risk,
 )
 from nqm_lib.formulas import sgd_steady_state_risk, sgd_steady_state_variance
 
@@ -152,6 +153,34 @@ def test_results_do_not_depend_on_how_many_steps_are_summarised_at_once(monkeypa
     np.testing.assert_array_equal(blocked.risk, reference.risk)
     np.testing.assert_array_equal(blocked.risk_per_coordinate, reference.risk_per_coordinate)
     np.testing.assert_array_equal(blocked.risk_stderr, reference.risk_stderr)
+
+
+def test_trajectory_risk_of_simulated_iterates_is_what_simulate_reports():
+    # trajectory_risk summarises iterates made elsewhere (chapter 7: PyTorch's); here they are
+    # made by hand with plain SGD, from simulate's own noise draws, so both must agree.
+    problem = NQM([4.0, 1.0], [1.0, 2.0], theta0=[1.0, -1.0], counts=[1, 3])
+    lr, steps, trials, seed = 0.1, 12, 16, 4
+    rng = np.random.default_rng(seed)
+    theta = np.broadcast_to(problem.theta0, (trials, 2)).copy()
+    trajectory = [theta]
+    for _ in range(steps):
+        theta = theta - lr * (problem.h * theta + rng.standard_normal((trials, 2)) * np.sqrt(problem.c))
+        trajectory.append(theta)
+    summary = trajectory_risk(problem, np.array(trajectory))
+    reference = simulate(problem, steps, lr=lr, trials=trials, seed=seed)
+    np.testing.assert_allclose(summary.risk, reference.risk, rtol=1e-12)
+    np.testing.assert_allclose(summary.risk_per_coordinate, reference.risk_per_coordinate, rtol=1e-12)
+    np.testing.assert_allclose(summary.risk_stderr, reference.risk_stderr, rtol=1e-12)
+
+
+def test_trajectory_risk_rejects_wrong_shapes_and_problems():
+    problem = NQM([50.0, 1.0], [50.0, 1.0])
+    with pytest.raises(ValueError, match="shape"):
+        trajectory_risk(problem, np.zeros((5, 4, 3)))
+    with pytest.raises(ValueError, match="shape"):
+        trajectory_risk(problem, np.zeros((5, 1, 2)))
+    with pytest.raises(TypeError, match="NQM"):
+        trajectory_risk({"h": [1.0]}, np.zeros((5, 4, 1)))
 
 
 def test_different_seeds_give_different_results():

@@ -21,13 +21,19 @@ import torch
 from matplotlib.figure import Figure
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
-from nqm_lib import NQM, InstabilityError, risk_curve_per_coordinate, sample_minibatch_gradients, simulate
+from nqm_lib import (
+    NQM,
+    InstabilityError,
+    risk_curve_per_coordinate,
+    sample_minibatch_gradients,
+    simulate,
+    trajectory_risk,
+)
 from nqm_lib.figures_pytorch import minibatch_noise_figure, minibatch_noise_variance
 from nqm_lib.torch_nqm import (
     TorchNQM,
     minibatch_stream,
     torch_sgd_trajectory,
-    trajectory_risk,
 )
 
 plt.switch_backend("Agg")
@@ -215,14 +221,6 @@ def test_weight_decay_that_pushes_lr_past_the_stability_limit_raises_instability
     torch_sgd_trajectory(problem, 2, lr=0.039, trials=2)  # η h_1 = 1.95 < 2: stable
     with pytest.raises(InstabilityError, match="lr"):
         torch_sgd_trajectory(problem, 2, lr=0.039, weight_decay=2.0, trials=2)  # η (h_1 + λ) = 2.03
-
-
-def test_trajectory_risk_rejects_wrong_shapes():
-    problem = PROBLEMS["worked example h = c = (50, 1)"]
-    with pytest.raises(ValueError, match="shape"):
-        trajectory_risk(problem, np.zeros((5, 4, 3)))
-    with pytest.raises(ValueError, match="shape"):
-        trajectory_risk(problem, np.zeros((5, 1, 2)))
 
 
 # ---------------------------------------------------------------- finite population, samplers
