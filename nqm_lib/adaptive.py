@@ -64,7 +64,7 @@ def _check_lr(lr: object) -> float | np.ndarray:
 class Optimizer:
     """Common part of every optimiser of chapter 8: validation, weight decay, the step counter ``t``.
 
-    Subclasses implement :meth:`_update` (the optimiser's own rule, applied to the gradient
+    Subclasses implement ``_update`` (the optimiser's own rule, applied to the gradient
     after weight decay). ``weight_decay`` λ is PyTorch's coupled L2 penalty: the gradient
     becomes ``g + λθ`` before the update.
     """

@@ -6,7 +6,7 @@ An average of the iterates that is updated once per step,
 
 covers every averaging scheme of chapter 4 through its *decay sequence* ``γ_1, γ_2, …``:
 
-* constant ``γ_t = γ``: the exponential moving average (EMA) of :func:`nqm_lib.risk_curve`;
+* constant ``γ_t = γ``: the exponential moving average (EMA) of :func:`~nqm_lib.theory.risk_curve`;
 * ``γ_t = t / (t + 1)``: the uniform (Polyak–Ruppert) average ``(θ_0 + … + θ_t) / (t + 1)``;
 * ``γ_t = 0`` for ``t ≤ s`` and ``γ_t = (t − s) / (t − s + 1)`` after: the *tail* average
   ``(θ_s + … + θ_t) / (t − s + 1)``, which reports the last iterate ``θ_t`` until step ``s``.

@@ -71,7 +71,7 @@ __all__ = [
     "tuned_steps_to_target",
 ]
 
-#: Default search horizon: the paper's notebook also stops its SGD search at 10⁹ steps.
+#: Default search horizon (the paper's notebook also stops its SGD search at 10⁹ steps).
 DEFAULT_MAX_STEPS = 10**9
 
 
@@ -80,7 +80,7 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-#: The grids of the paper's public notebook: η for plain SGD (100 values in [10⁻⁵, 10^0.5]) ...
+#: The grids of the paper's public notebook, first η for plain SGD (100 values in [10⁻⁵, 10^0.5]) ...
 PAPER_SGD_LRS = _read_only(np.logspace(-5.0, 0.5, 100))
 #: ... η for the momentum and EMA searches (100 values in [10⁻⁸, 10]) ...
 PAPER_LRS = _read_only(np.logspace(-8.0, 1.0, 100))
@@ -586,7 +586,7 @@ def steps_to_target(
     Returns the first crossing ``min{t ≥ 0 : E[L(θ_t)] ≤ target}`` as an ``int``, exact also
     when the risk curve is not monotone (see the module docstring), or ``math.inf`` if the risk
     stays above ``target`` for every ``t ≤ max_steps`` — always the case when the steady-state
-    risk (:func:`~nqm_lib.steady_state_risk`) is above the target and the curve never dips below it.
+    risk (:func:`~nqm_lib.theory.steady_state_risk`) is above the target and the curve never dips below it.
 
     Covers plain SGD, heavy-ball momentum ``β`` or an EMA ``γ`` of the iterates, each with the
     preconditioner ``P = H^p``. Raises ``ValueError`` for invalid arguments (a target ``≤ 0``,

@@ -113,7 +113,7 @@ def max_stable_lr(problem: NQM, *, momentum: float = 0.0, precond_power: float =
 
 
 def check_stable(problem: NQM, hp: Hyperparams) -> None:
-    """Raise :class:`InstabilityError` if the iteration diverges on some coordinate.
+    """Raise :class:`~nqm_lib.validation.InstabilityError` if the iteration diverges on some coordinate.
 
     The iteration converges in mean square iff ``0 < η h_i^{1−p} < 2(1 + β)`` for every
     coordinate (the roots of ``r² − (1 − η h̃ + β) r + β`` then lie inside the unit circle).

@@ -74,7 +74,7 @@ def optimizer_paths_figure(
     loss with the paths of three runs from ``θ(0) = (−0.5, 2)``. Right: the excess loss
     averaged over ``runs`` runs (solid) against plain SGD at ``η = 1/h_1`` (dashed), both with
     minibatches of ``batch_size``. Raises ``ValueError`` for an unknown optimiser and
-    :class:`InstabilityError` when the runs diverge.
+    :class:`~nqm_lib.validation.InstabilityError` when the runs diverge.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")

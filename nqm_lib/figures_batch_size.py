@@ -38,19 +38,20 @@ __all__ = [
     "steps_vs_batch_figure",
 ]
 
-#: Batch sizes of the chapter's sweep: B = 4, 8, ..., 2²⁰ (from 4, as in the paper's notebook: below
-#: that, the best β and γ lie beyond the largest grid value 0.99999).
+#: Batch sizes of the chapter's sweep, B = 4, 8, ..., 2²⁰. They start at 4, as in the paper's notebook;
+#: below that, the best β and γ lie beyond the largest grid value 0.99999.
 SWEEP_BATCH_SIZES = 2 ** np.arange(2, 21)
 SWEEP_BATCH_SIZES.setflags(write=False)
 #: Preconditioning powers p of the sweep (P = H^p), as in the paper's figures.
 PRECOND_POWERS = (0.0, 0.25, 0.5, 0.75)
-#: The three searches: η only; η and β; η and γ.
+#: The three searches (η only; η and β; η and γ).
 METHODS = ("SGD", "momentum", "EMA")
 #: The paper's target risk.
 TARGET = 0.01
 
-#: Markers per method and line styles per power p, shared by both figures.
+#: Marker of each method, shared by both figures.
 MARKERS = {"SGD": "o", "momentum": "s", "EMA": "^"}
+#: Line style of each preconditioning power p, shared by both figures.
 LINESTYLES = {0.0: "-", 0.25: "--", 0.5: "-.", 0.75: ":"}
 
 

@@ -2,7 +2,7 @@
 
 A schedule is an array ``lrs`` of length ``T``: step ``t = 0, …, T − 1`` uses ``η_t = lrs[t]``.
 The builders below return such arrays; :func:`schedule_risk_curve` turns one (or a stack
-of them) into the exact expected risk, and :func:`nqm_lib.simulate` (``lr=schedule``)
+of them) into the exact expected risk, and :func:`~nqm_lib.simulation.simulate` (``lr=schedule``)
 estimates the same quantity by Monte Carlo. With a time-varying ``η_t`` each coordinate still obeys its own
 recursion (chapter 2 with ``η`` replaced by ``η_t``)::
 

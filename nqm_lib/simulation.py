@@ -108,7 +108,7 @@ def simulate(
         θ̃ = γ θ̃ + (1 − γ) θ
 
     The risk is recorded for the averaged iterate ``θ̃`` (equal to ``θ`` when ``γ = 0``),
-    matching :func:`nqm_lib.risk_curve`. ``lr`` may also be a schedule: an array of shape
+    matching :func:`~nqm_lib.theory.risk_curve`. ``lr`` may also be a schedule: an array of shape
     ``(steps,)`` whose entry ``t`` is the learning rate of step ``t + 1`` (chapter 8); every
     entry must then be stable on its own. Raises ``ValueError`` for invalid settings and
     :class:`~nqm_lib.validation.InstabilityError` when the iteration would diverge.

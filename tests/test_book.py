@@ -55,3 +55,21 @@ def test_chapter_page_shows_every_glued_number(site, path):
             name, spec = match.group(1), match.group(2)
             text = values[name] if spec is None else format(as_number(values[name], spec), spec)
             assert text in page, f"{path.name}: glued {name} = {text} not on the page"
+
+
+def test_library_reference_documents_every_public_name_of_every_module(site):
+    import importlib
+    import pkgutil
+
+    import nqm_lib
+
+    _, html = site
+    page = (html / "reference.html").read_text(encoding="utf-8")
+    missing = []
+    for module_info in pkgutil.iter_modules(nqm_lib.__path__):
+        module = importlib.import_module(f"nqm_lib.{module_info.name}")
+        if f'id="module-{module.__name__}"' not in page:
+            missing.append(module.__name__)
+        names = [f"{module.__name__}.{name}" for name in module.__all__]
+        missing += [name for name in names if f'id="{name}"' not in page]
+    assert not missing, f"not on the library reference page: {missing}"
