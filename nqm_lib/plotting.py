@@ -22,6 +22,8 @@ from .simulation import SimulationResult
 
 __all__ = [
     "COORDINATE_COLORS",
+    "FIGURE_WIDTH",
+    "SMALLEST_FONT_SIZE",
     "STYLE",
     "coordinate_color",
     "covariance_ellipse",
@@ -41,9 +43,18 @@ COORDINATE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c
 #: Unicode subscript digits, for value-dependent labels drawn without mathtext (faster redraws).
 SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
+#: Widest figure of the book, in inches: the site's text column is about 690 CSS px at a
+#: 1280-px window, so a figure of this width at ``figure.dpi`` = 100 is shown at (nearly) its
+#: natural size. Wider content is stacked (``new_figure(nrows=…)``), never shrunk.
+FIGURE_WIDTH = 7.0
+
+#: Smallest font size of any text in a figure, in points (tick labels, legends, annotations).
+#: At 100 dpi shown at natural size that is 11 CSS px; the browser tests check ≥ 9 px.
+SMALLEST_FONT_SIZE = 8.0
+
 #: Matplotlib settings used by every figure of the book.
 STYLE = {
-    "figure.figsize": (7.0, 4.0),
+    "figure.figsize": (FIGURE_WIDTH, 4.0),
     "figure.dpi": 100,
     "savefig.dpi": 100,
     "axes.grid": True,
@@ -52,6 +63,12 @@ STYLE = {
     "axes.spines.right": False,
     "legend.frameon": False,
     "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+    "legend.title_fontsize": 9,
     # Unhinted glyphs look the same at this size and draw about a fifth faster, which the
     # widgets (one redraw per slider move) notice.
     "text.hinting": "no_hinting",
@@ -92,23 +109,34 @@ def drawing_into(fig: Figure) -> Iterator[Figure]:
         _TARGET_FIGURE.reset(token)
 
 
-def new_figure(ncols: int = 1, *, width: float = 7.0, height: float = 4.0) -> tuple[Figure, np.ndarray]:
-    """Create a figure with ``ncols`` side-by-side axes in the course style.
+def new_figure(
+    ncols: int = 1, *, nrows: int = 1, width: float = FIGURE_WIDTH, height: float = 4.0
+) -> tuple[Figure, np.ndarray]:
+    """Create a figure with ``nrows`` × ``ncols`` axes in the course style.
 
     Applies :func:`use_course_style` first (so every figure of the book looks the same, even
-    when drawn by a test) and returns the figure and a 1-D array of its axes. Inside
-    :func:`drawing_into` the target figure is cleared and reused instead.
+    when drawn by a test) and returns the figure and a flat 1-D array of its axes, row by row.
+    ``width`` may not exceed :data:`FIGURE_WIDTH`: a wider figure would be shrunk on the site
+    until its text is unreadable, so panels that do not fit side by side are stacked instead
+    (``nrows=2``). Inside :func:`drawing_into` the target figure is cleared and reused instead.
     """
+    if not 0 < width <= FIGURE_WIDTH:
+        raise ValueError(
+            f"width = {width} in: a figure must be at most FIGURE_WIDTH = {FIGURE_WIDTH} in wide "
+            "(stack panels with nrows instead)"
+        )
     use_course_style()
     fig = _TARGET_FIGURE.get()
     if fig is None:
-        fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False, layout="constrained")
-        return fig, axes[0]
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(width, height), squeeze=False, layout="constrained"
+        )
+        return fig, axes.ravel()
     for ax in fig.axes:
         ax.remove()  # before clear(), which would first reset every axes only to discard it
     fig.clear()
     fig.set_size_inches(width, height)
-    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, fig.subplots(nrows, ncols, squeeze=False).ravel()
 
 
 def label_risk_axes(ax: Axes, *, log: bool = True, ylabel: str = r"$\mathbb{E}[L(\theta_t)]$") -> None:
@@ -187,7 +215,7 @@ def covariance_ellipse(
     return ellipse
 
 
-def message_figure(message: str, *, width: float = 7.0, height: float = 4.0) -> Figure:
+def message_figure(message: str, *, width: float = FIGURE_WIDTH, height: float = 4.0) -> Figure:
     """A figure that shows ``message`` in the plot area (used for unstable widget settings)."""
     fig, (ax,) = new_figure(width=width, height=height)
     ax.set_axis_off()
