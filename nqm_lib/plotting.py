@@ -43,7 +43,7 @@ COORDINATE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c
 #: Unicode subscript digits, for value-dependent labels drawn without mathtext (faster redraws).
 SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
-#: Widest figure of the book, in inches: the site's text column is about 690 CSS px at a
+#: Widest figure of the book (inches). The site's text column is about 690 CSS px at a
 #: 1280-px window, so a figure of this width at ``figure.dpi`` = 100 is shown at (nearly) its
 #: natural size. Wider content is stacked (``new_figure(nrows=…)``), never shrunk.
 FIGURE_WIDTH = 7.0
