@@ -5,15 +5,18 @@ controls for its arguments; moving a control calls the function again and replac
 figure in place. Settings that are invalid or make the iteration diverge do not produce
 NaNs: the figure area shows the library's error message instead.
 
-On the static HTML site no Python runs, so the controls cannot redraw anything; the page
-shows the figure for the default values and says how to run it live.
+Each interactive figure of the book is declared once in :mod:`nqm_lib.interactive` (its
+figure function and its controls); ``explore("sgd_risk")`` shows that declaration. On the
+static HTML site no Python runs: there the build draws the figure in advance for a grid of
+control values (:func:`frame_images`, called by ``book_ext/live_figures.py``) and the page
+swaps these frames when a control moves.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import ipywidgets
 import numpy as np
@@ -24,15 +27,15 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import NullLocator
 from matplotlib.transforms import Bbox
 
+from .interactive import InteractiveFigure, declaration
 from .plotting import drawing_into, message_figure
 
-__all__ = ["Explorer", "explore"]
+__all__ = ["Explorer", "explore", "frame_images"]
 
 LIVE_NOTE = (
-    "**Interactive figure** (controls: {controls}). In a running notebook the controls below "
-    "redraw it. The static web page cannot run Python, so it shows the figure for the default "
-    "values and no controls: launch the chapter on Colab or Binder with the rocket button at the "
-    "top of the page to move them."
+    "**Interactive figure** (controls: {controls}). Move a control and the figure is redrawn "
+    "for its new value. On the course's web page it answers from frames drawn in advance on a "
+    "grid of values; here, in a running notebook, every control moves continuously."
 )
 
 
@@ -106,6 +109,10 @@ class Explorer:
           second layout pass), and log axes get no minor ticks, whose dozens of tick objects
           cost more to lay out than the data.
         """
+        return Image(data=_png(self.draw(**overrides)), format="png")
+
+    def draw(self, **overrides: object) -> FigureCanvasAgg:
+        """Draw :meth:`figure` on its canvas, laid out as :meth:`image` explains; return the canvas."""
         fig = self.figure(**overrides)
         for ax in fig.axes:
             for axis in (ax.xaxis, ax.yaxis):
@@ -117,13 +124,13 @@ class Explorer:
                 ax.set_position(position)
             fig.canvas.draw()
             if not _touches_edge(fig.canvas):
-                return Image(data=_png(fig.canvas), format="png")
+                return fig.canvas
             for ax in fig.axes:
                 ax.set_in_layout(True)  # set_position() excluded them from layout engines
         ConstrainedLayoutEngine().execute(fig)
         self._layouts[shape] = [ax.get_position(original=True) for ax in fig.axes]
         fig.canvas.draw()
-        return Image(data=_png(fig.canvas), format="png")
+        return fig.canvas
 
     def show(self) -> None:
         """Display the note, the controls and the figure for the current values."""
@@ -176,18 +183,59 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+def frame_images(
+    figure: InteractiveFigure | str, indices: Sequence[int] | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Draw the site's frames of a declared figure, as the notebook's widget draws them.
+
+    Yields ``(frame index, RGB pixels)`` for the frames ``indices`` (all by default) of
+    :meth:`~nqm_lib.interactive.InteractiveFigure.frames`. Every frame is drawn by an
+    :class:`Explorer` that first drew the default figure — what a reader sees after moving the
+    notebook's controls from their defaults to that setting: the axes keep the default
+    figure's layout (laid out again only if something would run off the image), and an
+    unstable setting gives the notebook's message. Each frame depends only on its own setting,
+    not on the frames drawn before it, so frames can be drawn in any order and process.
+    """
+    figure = declaration(figure)
+    explorer = Explorer(figure.figure_function, {}, figure.defaults)
+    explorer.draw()
+    layouts = dict(explorer._layouts)
+    wanted = None if indices is None else set(indices)
+    for index, values in figure.frames():
+        if wanted is None or index in wanted:
+            explorer._layouts = dict(layouts)
+            yield index, np.asarray(explorer.draw(**values).buffer_rgba())[:, :, :3].copy()
+
+
 def explore(
-    figure_function: Callable[..., Figure],
+    figure_function: Callable[..., Figure] | InteractiveFigure | str,
     fixed: Mapping[str, object] | None = None,
     **controls: ipywidgets.ValueWidget,
 ) -> None:
-    """Show ``figure_function`` with one control per keyword argument; redraw on change.
+    """Show an interactive figure: its note, one control per keyword argument, the figure.
 
-    Example (chapter 2)::
+    The usual call names a declaration of :mod:`nqm_lib.interactive` (by id or as the object),
+    which gives the figure function and its controls, e.g. chapter 2's ``explore("sgd_risk")``.
+    A figure function with explicit ipywidgets controls also works::
 
         explore(figures.sgd_risk_figure,
                 lr=ipywidgets.FloatLogSlider(value=0.02, min=-3, max=0, description="η"))
+
+    Raises
+    ------
+    ValueError
+        If a declaration is named together with explicit controls, or no declaration has that id.
+
     """
+    if isinstance(figure_function, InteractiveFigure | str):
+        if controls:
+            raise ValueError(
+                f"controls = {sorted(controls)}: a declared figure takes its controls from "
+                "nqm_lib.interactive, not from explore's arguments"
+            )
+        figure = declaration(figure_function)
+        figure_function, controls = figure.figure_function, figure.widgets()
+        fixed = {**figure.fixed, **(fixed or {})}
     for widget in controls.values():
         if hasattr(widget, "continuous_update"):
             widget.continuous_update = False
