@@ -105,27 +105,172 @@ def test_page_loads_cleanly_offline_with_math_and_images(browser, site_url, name
     page.close()
 
 
-@pytest.mark.parametrize("name", [p for p in toc_pages() if p.startswith("chapters/")])
-def test_every_chapter_has_formulas_and_an_interactive_figure_showing_its_default(browser, site_url, name):
+CHAPTERS = [p for p in toc_pages() if p.startswith("chapters/")]
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_chapter_has_formulas_and_a_live_figure_with_labelled_controls(browser, site_url, name):
     page, _ = open_page(browser, site_url, name)
     assert page.evaluate("document.querySelectorAll('mjx-container').length") > 0, f"{name}: no formulas"
-    widgets = page.evaluate(
-        """Array.from(document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]'))
-             .map(s => {
-                 const area = s.closest('.cell_output') || s.parentElement;
-                 const img = area.querySelector('img');
-                 return {figure: Boolean(img && img.complete && img.naturalWidth > 0),
-                         note: area.innerText.includes('Interactive figure')};
-             })"""
+    figures = page.evaluate(
+        """Array.from(document.querySelectorAll('.nqm-live')).map(f => {
+             const img = f.querySelector('img.nqm-live-frame');
+             return {id: f.dataset.figure,
+                     figure: Boolean(img && img.complete && img.naturalWidth > 0),
+                     note: f.innerText.includes('Live figure'),
+                     controls: Array.from(f.querySelectorAll('input[type=range]')).map(i => ({
+                         label: (i.labels[0] || {}).innerText || '',
+                         shown: i.nextElementSibling.tagName === 'OUTPUT' ? i.nextElementSibling.innerText
+                                                                          : '',
+                         valuetext: i.getAttribute('aria-valuetext')}))};
+           })"""
     )
-    assert widgets, f"{name}: no interactive figure"
-    for widget in widgets:
-        assert widget["figure"], f"{name}: an interactive figure's default image is missing"
-        assert widget["note"], f"{name}: an interactive figure lacks the note on how to run it live"
+    assert figures, f"{name}: no live figure"
+    for figure in figures:
+        assert figure["figure"], f"{name}: {figure['id']}: the default frame is missing"
+        assert figure["note"], f"{name}: {figure['id']}: no note"
+        assert figure["controls"], f"{name}: {figure['id']}: no controls"
+        for control in figure["controls"]:
+            assert control["label"].strip(), f"{name}: {figure['id']}: a control without a label"
+            assert control["shown"] and control["shown"] == control["valuetext"], f"{name}: {figure['id']}"
+    left = page.evaluate(
+        "document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]').length"
+    )
+    assert left == 0, f"{name}: empty notebook widget areas left on the page"
     page.close()
 
 
-@pytest.mark.parametrize("name", [p for p in toc_pages() if p.startswith("chapters/")])
+def _live_figures_of(name):
+    """The declared figures whose explore(...) cell is in chapter ``name`` (from its source)."""
+    import nbformat
+
+    from book_ext.live_figures import EXPLORE_CALL
+    from nqm_lib.interactive import FIGURES, declaration
+
+    notebook = nbformat.read(ROOT / name.replace(".html", ".ipynb"), as_version=4)
+    found = []
+    for cell in notebook.cells:
+        match = EXPLORE_CALL.search(cell.source) if cell.cell_type == "code" else None
+        if match:
+            found.append(FIGURES[match["id"]] if match["id"] else declaration(match["function"]))
+    return found
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_live_figures_answer_the_keyboard_offline_in_under_100_ms(browser, site_url, name):
+    """Move every live control with the arrow keys: the expected frame is shown, fast."""
+    page, log = open_page(browser, site_url, name)
+    figures = _live_figures_of(name)
+    assert figures, f"{name}: no explore(...) cell"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for figure in figures:
+        root = page.locator(f"#live-{figure.id}")
+        assert root.count() == 1, f"{name}: live figure {figure.id} not on the page"
+        values = {c.name: c.default for c in figure.live_controls}
+        assert root.get_attribute("data-frame") == str(figure.frame_index(**values))
+        for control in figure.live_controls:
+            grid = control.site_values
+            position = grid.index(values[control.name])
+            key, step = ("ArrowRight", 1) if position + 1 < len(grid) else ("ArrowLeft", -1)
+            values[control.name] = grid[position + step]
+            expected = figure.frame_index(**values)
+            slider = root.locator(f"input[name={control.name}]")
+            slider.focus()
+            page.keyboard.press(key)
+            page.wait_for_function(
+                f"document.querySelector('#live-{figure.id}').dataset.frame === '{expected}' && "
+                f"document.querySelector('#live-{figure.id}').dataset.redrawMs !== undefined",
+                timeout=10_000,
+            )
+            frame = root.locator("img.nqm-live-frame")
+            src = frame.evaluate("i => i.complete && i.naturalWidth > 0 && i.src")
+            assert src and src.endswith(f"/{expected}.png"), f"{name}: {figure.id}.{control.name}: {src}"
+            shown = root.locator(f"output[for=live-{figure.id}-{control.name}]").inner_text()
+            assert shown == control.text(values[control.name]), f"{name}: {figure.id}.{control.name}"
+            redraw = float(root.get_attribute("data-redraw-ms"))
+            assert redraw < 100, f"{name}: {figure.id}.{control.name}: redraw took {redraw:.0f} ms"
+            page.evaluate(f"delete document.querySelector('#live-{figure.id}').dataset.redrawMs")
+        root.screenshot(path=str(SCREENSHOTS / f"live_{figure.id}_moved.png"))
+    assert log.off_site == [], f"{name}: requests to other hosts {log.off_site}"
+    assert log.failed == [], f"{name}: failed requests {log.failed}"
+    assert log.console_errors == [], f"{name}: console errors {log.console_errors}"
+    page.close()
+
+
+FIGURES_JS = "Array.from(document.querySelectorAll('.nqm-live'))"
+
+
+def test_live_figure_redraw_times_are_recorded(browser, site_url):
+    """Redraw time after a control move, over every control of chapter 2 (median and max, ms)."""
+    page, _ = open_page(browser, site_url, "chapters/02_sgd.html")
+    times = []
+    for slider in page.locator(".nqm-live input[type=range]").all():
+        slider.focus()
+        for key in ("ArrowLeft", "ArrowLeft", "ArrowRight", "ArrowRight"):
+            page.evaluate("document.querySelectorAll('.nqm-live').forEach(f => delete f.dataset.redrawMs)")
+            page.keyboard.press(key)
+            page.wait_for_function(f"{FIGURES_JS}.some(f => f.dataset.redrawMs)", timeout=10_000)
+            times.append(float(page.evaluate(f"{FIGURES_JS}.find(f => f.dataset.redrawMs).dataset.redrawMs")))
+    times.sort()
+    assert times and times[-1] < 100, f"redraw times (ms): {times}"
+    page.close()
+
+
+def _smallest_text_px(page):
+    """For every image of the page's article: page, src, effective px of the smallest font."""
+    from nqm_lib.plotting import SMALLEST_FONT_SIZE, STYLE
+
+    scale = SMALLEST_FONT_SIZE * STYLE["figure.dpi"] / 72
+    return page.evaluate(
+        f"""Array.from(document.querySelectorAll('article img, main img'))
+             .filter(i => i.naturalWidth > 0 && !i.closest('.navbar-brand'))
+             .map(i => ({{src: i.getAttribute('src'),
+                          px: {scale} * i.getBoundingClientRect().width / i.naturalWidth}}))"""
+    )
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_figure_shows_its_smallest_text_at_least_9_css_px(browser, site_url, name):
+    """At a 1280-px window: SMALLEST_FONT_SIZE × dpi/72 × displayed/natural width ≥ 9 px."""
+    page, _ = open_page(browser, site_url, name)
+    images = _smallest_text_px(page)
+    page.close()
+    assert images, f"{name}: no figures"
+    small = [f"{name} {image['src']}: {image['px']:.1f} px" for image in images if image["px"] < 9]
+    assert not small, "figures shown too small for their text (need ≥ 9 CSS px):\n" + "\n".join(small)
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_figure_links_to_its_full_resolution_png(browser, site_url, name):
+    page, _ = open_page(browser, site_url, name)
+    unlinked = page.evaluate(
+        """Array.from(document.querySelectorAll('article img, main img'))
+             .filter(i => !i.closest('.navbar-brand'))
+             .filter(i => { const a = i.closest('a'); return !a || !a.href.endsWith('.png'); })
+             .map(i => i.getAttribute('src'))"""
+    )
+    assert unlinked == [], f"{name}: figures that do not link to their PNG {unlinked}"
+    page.close()
+
+
+def test_clicking_a_figure_opens_the_png_itself(browser, site_url):
+    page, log = open_page(browser, site_url, "chapters/02_sgd.html")
+    for selector in ("article .cell_output img:not(.nqm-live-frame)", "img.nqm-live-frame"):
+        image = page.locator(selector).first
+        natural = image.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        image.scroll_into_view_if_needed()
+        with page.expect_navigation():
+            image.click()
+        assert page.url.endswith(".png"), page.url
+        assert page.url.startswith(site_url), "the figure opened off-site"
+        opened = page.evaluate("[document.images[0].naturalWidth, document.images[0].naturalHeight]")
+        assert opened == natural, f"{selector}: opened {opened}, shown {natural}"
+        page.go_back()
+    assert log.off_site == []
+    page.close()
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_every_chapter_has_launch_and_download_buttons(browser, site_url, name):
     page, _ = open_page(browser, site_url, name)
     links = page.evaluate("Array.from(document.querySelectorAll('a')).map(a => a.href)")
