@@ -8,9 +8,10 @@ extension
    widget draws them (unstable settings give the notebook's message) — in up to
    ``NQM_LIVE_WORKERS`` (default 2) processes, as 256-colour PNGs;
 2. keeps them in ``_build/.live_frames/<id>-<key>/`` under the book's source folder, where
-   ``key`` hashes what a frame depends on: the sources of ``nqm_lib``, the declaration, this
-   extension, and the matplotlib, numpy and Pillow versions. A build in another output folder
-   (the test suite's) reuses them, and an unchanged figure is never drawn again;
+   ``key`` hashes what a frame depends on: the code of ``nqm_lib`` (docstrings and comments
+   aside), the declaration, the
+   frame format (``FRAME_FORMAT``), and the matplotlib, numpy and Pillow versions. A build in
+   another output folder (the test suite's) reuses them; an unchanged figure is never drawn again;
 3. copies the frames to ``_static/live/<id>-<key>/`` of the site, and on each chapter page
    replaces the output of every ``explore(...)`` cell (the note, the empty widget area and the
    default PNG) by a live block: a note, one labelled range control per live control showing
@@ -24,6 +25,7 @@ as chapters still pass the widgets themselves), the function naming its declarat
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import html
 import io
@@ -40,12 +42,15 @@ from pathlib import Path
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
 
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 EXPLORE_CALL = re.compile(r"\bexplore\(\s*(?:[\"'](?P<id>\w+)[\"']|(?:[\w.]+\.)?(?P<function>\w+))")
+#: How frames are drawn and encoded (see :func:`encode_png`): change it to draw every frame again.
+FRAME_FORMAT = "Explorer.draw after the default; PNG, 256 colours (MAXCOVERAGE, no dither), level 9"
 #: Frames per task handed to a worker process (each worker draws the default figure first).
 CHUNK = 40
 
@@ -55,14 +60,25 @@ def cache_root(srcdir: str | Path) -> Path:
     return Path(srcdir) / "_build" / ".live_frames"
 
 
+def _code_without_docstrings(path: Path) -> str:
+    """A module's code, as its syntax tree without docstrings and comments (they draw nothing)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
 def library_digest() -> str:
-    """A hash of everything a frame depends on apart from its declaration."""
+    """A hash of everything a frame depends on apart from its declaration: ``nqm_lib``'s code."""
     import nqm_lib
 
     digest = hashlib.sha256()
     for path in sorted(Path(nqm_lib.__file__).parent.rglob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
-    digest.update(Path(__file__).read_bytes())
+        digest.update(path.name.encode() + _code_without_docstrings(path).encode())
+    digest.update(FRAME_FORMAT.encode())
     for package in ("matplotlib", "numpy", "pillow"):
         digest.update(f"{package}=={metadata.version(package)}".encode())
     return digest.hexdigest()
@@ -163,6 +179,7 @@ def render_frames(srcdir: str | Path, workers: int | None = None) -> dict[str, d
 def _builder_inited(app: Sphinx) -> None:
     if app.builder.format != "html":
         return
+    app.nqm_build_start = time.perf_counter()
     app.env.nqm_live_manifests = render_frames(app.srcdir)
 
 
@@ -320,10 +337,85 @@ def _copy_frames(app: Sphinx, exception: Exception | None) -> None:
         destination = target / folder
         if not (destination / "manifest.json").exists():
             shutil.copytree(cache_root(app.srcdir) / folder, destination, dirs_exist_ok=True)
+    site_bytes = sum(f.stat().st_size for f in Path(app.outdir).rglob("*") if f.is_file())
+    last = {
+        "seconds": round(time.perf_counter() - getattr(app, "nqm_build_start", time.perf_counter()), 1),
+        "site_megabytes": round(site_bytes / 1e6, 1),
+        "frames_megabytes": round(sum(m["bytes"] for m in manifests.values()) / 1e6, 1),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    (cache_root(app.srcdir) / "last_build.json").write_text(json.dumps(last, indent=1), encoding="utf-8")
+
+
+class LiveFiguresStatus(SphinxDirective):
+    """The ``{live-figures}`` directive: a table of every live figure's frames and their cost."""
+
+    def run(self) -> list[nodes.Node]:
+        """One row per declared figure: live controls, frames, size, drawing time; then totals."""
+        from nqm_lib.interactive import FIGURES
+
+        manifests = getattr(self.env, "nqm_live_manifests", None) or render_frames(self.env.srcdir)
+        root = cache_root(self.env.srcdir)
+        header = ("figure", "live on the site", "fixed on the site", "frames", "size (MB)", "drawing (CPU s)")
+        rows = []
+        for figure in FIGURES.values():
+            manifest = manifests[figure.id]
+            self.env.note_dependency(str(root / manifest["folder"] / "manifest.json"))
+            live = figure.live_controls
+            fixed = [c for c in figure.controls if c not in live]
+            rows.append(
+                (
+                    f"{figure.id} ({figure.function.split(':')[1]})",
+                    ", ".join(f"{c.label} ({len(c.site_values)})" for c in live),
+                    ", ".join(f"{c.label} = {c.text(c.default)}" for c in fixed) or "—",
+                    str(manifest["frames"]),
+                    f"{manifest['bytes'] / 1e6:.2f}",
+                    f"{manifest['cpu_seconds']:.0f}",
+                )
+            )
+        rows.append(
+            (
+                "all",
+                "",
+                "",
+                str(sum(m["frames"] for m in manifests.values())),
+                f"{sum(m['bytes'] for m in manifests.values()) / 1e6:.1f}",
+                f"{sum(m['cpu_seconds'] for m in manifests.values()):.0f}",
+            )
+        )
+        table = nodes.table()
+        group = nodes.tgroup(cols=len(header))
+        table += group
+        group.extend(nodes.colspec(colwidth=1) for _ in header)
+        head, body = nodes.thead(), nodes.tbody()
+        for cells, part in [(header, head)] + [(row, body) for row in rows]:
+            row = nodes.row()
+            for text in cells:
+                entry = nodes.entry()
+                entry += nodes.paragraph("", text)
+                row += entry
+            part += row
+        group += head
+        group += body
+        result = [table]
+        last = root / "last_build.json"
+        if last.exists():
+            info = json.loads(last.read_text(encoding="utf-8"))
+            result.append(
+                nodes.paragraph(
+                    "",
+                    f"The previous build of the site on the build machine ({info['date']}) took "
+                    f"{info['seconds']:.0f} s; the site it made was {info['site_megabytes']:.0f} MB, "
+                    f"of which "
+                    f"{info['frames_megabytes']:.0f} MB are live-figure frames.",
+                )
+            )
+        return result
 
 
 def setup(app: Sphinx) -> dict[str, object]:
     """Register the hooks, the page script and its style sheet with Sphinx."""
+    app.add_directive("live-figures", LiveFiguresStatus)
     app.connect("builder-inited", _builder_inited)
     app.connect("env-get-outdated", _outdated)
     app.connect("doctree-read", _note_live_page)

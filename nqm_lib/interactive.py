@@ -219,7 +219,7 @@ class InteractiveFigure:
 
     @property
     def figure_function(self) -> Callable[..., Figure]:
-        """The figure function, imported from :attr:`function`."""
+        """The figure function, imported from its ``"module:function"`` name."""
         module, name = self.function.split(":")
         return getattr(importlib.import_module(module), name)
 

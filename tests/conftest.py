@@ -2,6 +2,7 @@
 
 import functools
 import http.server
+import os
 import subprocess
 import sys
 import threading
@@ -14,7 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory):
-    """Build the book once, with warnings as errors; return (completed process, html folder)."""
+    """Build the book once, with warnings as errors; return (completed process, html folder).
+
+    With ``NQM_BUILT_SITE=<html folder>`` the site tests use that already built site instead
+    (e.g. ``_build/html`` after ``make book``), to check a change to the browser tests quickly.
+    """
+    if os.environ.get("NQM_BUILT_SITE"):
+        return subprocess.CompletedProcess([], 0, "", ""), Path(os.environ["NQM_BUILT_SITE"])
     out = tmp_path_factory.mktemp("book")
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     result = subprocess.run(
