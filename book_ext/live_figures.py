@@ -9,7 +9,7 @@ extension
    ``NQM_LIVE_WORKERS`` (default 2) processes, as 256-colour PNGs;
 2. keeps them in ``_build/.live_frames/<id>-<key>/`` under the book's source folder, where
    ``key`` hashes what a frame depends on: the code of ``nqm_lib`` (docstrings and comments
-   aside), the declaration, the
+   aside; for ``interactive.py``, the figure's own declaration), the
    frame format (``FRAME_FORMAT``), and the matplotlib, numpy and Pillow versions. A build in
    another output folder (the test suite's) reuses them; an unchanged figure is never drawn again;
 3. copies the frames to ``_static/live/<id>-<key>/`` of the site, and on each chapter page
@@ -51,6 +51,7 @@ STATIC = HERE / "static"
 EXPLORE_CALL = re.compile(r"\bexplore\(\s*(?:[\"'](?P<id>\w+)[\"']|(?:[\w.]+\.)?(?P<function>\w+))")
 #: How frames are drawn and encoded (see :func:`encode_png`): change it to draw every frame again.
 FRAME_FORMAT = "Explorer.draw after the default; PNG, 256 colours (MAXCOVERAGE, no dither), level 9"
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: Frames per task handed to a worker process (each worker draws the default figure first).
 CHUNK = 40
 
@@ -77,7 +78,8 @@ def library_digest() -> str:
 
     digest = hashlib.sha256()
     for path in sorted(Path(nqm_lib.__file__).parent.rglob("*.py")):
-        digest.update(path.name.encode() + _code_without_docstrings(path).encode())
+        if path.name != "interactive.py":  # each figure's key has its own declaration instead
+            digest.update(path.name.encode() + _code_without_docstrings(path).encode())
     digest.update(FRAME_FORMAT.encode())
     for package in ("matplotlib", "numpy", "pillow"):
         digest.update(f"{package}=={metadata.version(package)}".encode())
@@ -145,11 +147,22 @@ def render_frames(srcdir: str | Path, workers: int | None = None) -> dict[str, d
             tasks += [(figure, folder, indices[i : i + CHUNK]) for i in range(0, len(indices), CHUNK)]
         seconds = {figure.id: 0.0 for figure, _ in missing}
         sizes = {}
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        # One BLAS thread per process: the workers already use the cores (the machine may be shared).
+        saved = {name: os.environ.get(name) for name in BLAS_THREADS}
+        os.environ.update(dict.fromkeys(BLAS_THREADS, "1"))
+        try:
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
             futures = [
                 (figure, pool.submit(_draw_chunk, figure.id, chunk, str(folder)))
                 for figure, folder, chunk in tasks
             ]
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        with pool:
             for figure, future in futures:
                 sizes[figure.id], chunk_seconds = future.result()
                 seconds[figure.id] += chunk_seconds

@@ -313,6 +313,8 @@ def _subsets(options: Sequence[object]) -> tuple[tuple, ...]:
 _THETAS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 _METHODS = ("SGD", "momentum", "EMA")  # nqm_lib.figures_batch_size.METHODS
 _PRECOND_POWERS = (0.0, 0.25, 0.5, 0.75)  # nqm_lib.figures_batch_size.PRECOND_POWERS
+#: Each power alone, p = 0 beside a larger one, and all four (8 of the 15 possible subsets).
+_PRECOND_SETS = ((0.0,), (0.25,), (0.5,), (0.75,), (0.0, 0.5), (0.0, 0.75), (0.25, 0.75), _PRECOND_POWERS)
 
 _DECLARATIONS = (
     InteractiveFigure(
@@ -418,7 +420,7 @@ _DECLARATIONS = (
                 "p",
                 (0.0,),
                 "multiple",
-                _subsets(_PRECOND_POWERS),
+                _PRECOND_SETS,
                 options=tuple((f"p = {p:g}", p) for p in _PRECOND_POWERS),
             ),
             Control("show_critical", "critical B", True, "checkbox"),
