@@ -149,7 +149,7 @@ def test_declarations_check_their_controls():
 def test_explore_shows_a_declared_figure_and_refuses_extra_controls(monkeypatch):
     shown = []
     monkeypatch.setattr(widgets, "display", lambda *objects: shown.extend(objects))
-    monkeypatch.setattr(Explorer, "show", lambda self: shown.append(self))
+    monkeypatch.setattr(Explorer, "show", lambda self, note: shown.append(self))
     explore("minibatch_noise")
     (explorer,) = shown
     assert set(explorer.controls) == {"batch_size", "n_examples"}
