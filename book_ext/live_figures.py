@@ -51,6 +51,8 @@ STATIC = HERE / "static"
 EXPLORE_CALL = re.compile(r"\bexplore\(\s*(?:[\"'](?P<id>\w+)[\"']|(?:[\w.]+\.)?(?P<function>\w+))")
 #: How frames are drawn and encoded (see :func:`encode_png`): change it to draw every frame again.
 FRAME_FORMAT = "Explorer.draw after the default; PNG, 256 colours (MAXCOVERAGE, no dither), level 9"
+#: What ``_build/.live_frames/last_build.json`` records about the last build that drew frames.
+LAST_BUILD_KEYS = ("frames", "seconds", "workers", "build_seconds", "site_megabytes", "frames_megabytes")
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: Frames per task handed to a worker process (each worker draws the default figure first).
 CHUNK = 40
@@ -181,6 +183,9 @@ def render_frames(srcdir: str | Path, workers: int | None = None) -> dict[str, d
             (folder / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
             manifests[figure.id] = manifest
         logger.info(f"live figures: drawn in {total:.1f} s with {workers} processes")
+        frames = sum(f.frame_count for f, _ in missing)
+        drawn = {"frames": frames, "seconds": round(total, 1), "workers": workers}
+        (root / "last_drawing.json").write_text(json.dumps(drawn), encoding="utf-8")
         # Frames of earlier versions of these figures are never shown again.
         current = {m["folder"] for m in manifests.values()}
         for old in root.iterdir():
@@ -350,14 +355,18 @@ def _copy_frames(app: Sphinx, exception: Exception | None) -> None:
         destination = target / folder
         if not (destination / "manifest.json").exists():
             shutil.copytree(cache_root(app.srcdir) / folder, destination, dirs_exist_ok=True)
-    site_bytes = sum(f.stat().st_size for f in Path(app.outdir).rglob("*") if f.is_file())
-    last = {
-        "seconds": round(time.perf_counter() - getattr(app, "nqm_build_start", time.perf_counter()), 1),
-        "site_megabytes": round(site_bytes / 1e6, 1),
-        "frames_megabytes": round(sum(m["bytes"] for m in manifests.values()) / 1e6, 1),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
-    (cache_root(app.srcdir) / "last_build.json").write_text(json.dumps(last, indent=1), encoding="utf-8")
+    drawing = cache_root(app.srcdir) / "last_drawing.json"
+    if drawing.exists():  # this build drew frames: record what it cost, for the status page
+        site_bytes = sum(f.stat().st_size for f in Path(app.outdir).rglob("*") if f.is_file())
+        last = {
+            **json.loads(drawing.read_text(encoding="utf-8")),
+            "build_seconds": round(time.perf_counter() - getattr(app, "nqm_build_start", 0.0), 1),
+            "site_megabytes": round(site_bytes / 1e6, 1),
+            "frames_megabytes": round(sum(m["bytes"] for m in manifests.values()) / 1e6, 1),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
+        (cache_root(app.srcdir) / "last_build.json").write_text(json.dumps(last, indent=1), encoding="utf-8")
+        drawing.unlink()
 
 
 class LiveFiguresStatus(SphinxDirective):
@@ -412,15 +421,17 @@ class LiveFiguresStatus(SphinxDirective):
         group += body
         result = [table]
         last = root / "last_build.json"
-        if last.exists():
-            info = json.loads(last.read_text(encoding="utf-8"))
+        info = json.loads(last.read_text(encoding="utf-8")) if last.exists() else {}
+        if set(LAST_BUILD_KEYS) <= set(info):
             result.append(
                 nodes.paragraph(
                     "",
-                    f"The previous build of the site on the build machine ({info['date']}) took "
-                    f"{info['seconds']:.0f} s; the site it made was {info['site_megabytes']:.0f} MB, "
-                    f"of which "
-                    f"{info['frames_megabytes']:.0f} MB are live-figure frames.",
+                    f"The last build that drew frames ({info['date']}, on the build machine) drew "
+                    f"{info['frames']} frames in {info['seconds']:.0f} s with {info['workers']} processes, "
+                    f"and took {info['build_seconds']:.0f} s from the start of Sphinx's build to its end "
+                    f"(a build with nothing to draw or re-read takes a few seconds). The site it made "
+                    f"was {info['site_megabytes']:.0f} MB, of which {info['frames_megabytes']:.0f} MB "
+                    f"are live-figure frames.",
                 )
             )
         return result
