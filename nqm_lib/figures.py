@@ -110,7 +110,7 @@ def sgd_risk_figure(
     plot_risk_by_coordinate(ax, problem.h, theory, floors, sim)
     label_risk_axes(ax)
     ax.set_title(f"SGD: η = {lr:.3g}, B = {batch_size}, κ = {problem.kappa:.3g} (dotted: noise floors)")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right")
     return fig
 
 

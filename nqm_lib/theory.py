@@ -26,6 +26,7 @@ from .problem import NQM
 from .validation import check_steps
 
 __all__ = [
+    "first_minimum",
     "risk_curve",
     "risk_curve_per_coordinate",
     "steady_state_risk",
@@ -200,3 +201,24 @@ def steady_state_risk(
             nesterov=nesterov,
         ).sum()
     )
+
+
+def first_minimum(values: object, *, rtol: float = 1e-9) -> int:
+    """Index of the smallest entry of ``values``, the same on every machine (chapters 2–3).
+
+    Entries within a relative ``rtol`` of the minimum count as equal and the first of them is
+    returned, so a tuned search over a grid (the best η for a budget, say) does not change its
+    answer when another CPU rounds the last digits differently. ``inf`` entries (settings that
+    never reach a target) are allowed; all-``inf`` returns 0.
+
+    Examples
+    --------
+    >>> first_minimum([3.0, 1.0 + 1e-12, 1.0, 2.0])
+    1
+
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or values.size == 0 or np.any(np.isnan(values)):
+        raise ValueError(f"values must be a non-empty 1-D array without NaN, got shape {values.shape}")
+    smallest = values.min()
+    return int(np.flatnonzero(values <= smallest + rtol * abs(smallest))[0]) if np.isfinite(smallest) else 0
