@@ -135,14 +135,14 @@ def momentum_bias_factor(
     ``(t + 1) z^t − β t z^{t−1}`` at a repeated root ``z``. Its square times ``ℓ_i(θ(0))`` is
     the exact bias term of the risk.
     """
-    r1, r2 = momentum_roots(h, lr=lr, momentum=momentum, precond_power=precond_power)
+    z1, z2 = momentum_roots(h, lr=lr, momentum=momentum, precond_power=precond_power)
     t = np.asarray(t)[..., None] if np.ndim(h) else np.asarray(t)
-    gap = r1 - r2
+    gap = z1 - z2
     repeated = np.abs(gap) < 1e-12
     safe_gap = np.where(repeated, 1.0, gap)
-    distinct = ((r1 ** (t + 1) - r2 ** (t + 1)) - momentum * (r1**t - r2**t)) / safe_gap
+    distinct = ((z1 ** (t + 1) - z2 ** (t + 1)) - momentum * (z1**t - z2**t)) / safe_gap
     # repeated root z: (t+1) z^t − β t z^{t−1}
-    limit = (t + 1) * r1**t - momentum * t * r1 ** np.maximum(t - 1, 0)
+    limit = (t + 1) * z1**t - momentum * t * z1 ** np.maximum(t - 1, 0)
     return np.real(np.where(repeated, limit, distinct))
 
 

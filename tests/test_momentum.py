@@ -38,7 +38,7 @@ def close_figures():
 
 
 def roots_by_hand(x, beta):
-    """Roots of r² − (1 − x + β) r + β by the quadratic formula, larger modulus first."""
+    """Roots of z² − (1 − x + β) z + β by the quadratic formula, larger modulus first."""
     a = 1.0 - x + beta
     root = np.sqrt(complex(a * a - 4.0 * beta))
     return tuple(sorted([(a + root) / 2.0, (a - root) / 2.0], key=abs, reverse=True))
