@@ -610,3 +610,21 @@ def test_claim_risk_at_a_single_step_rewards_the_phase_of_an_under_damped_oscill
     curve = risk_curve(WORKED, 110, lr=grid[j], momentum=0.9, batch_size=10_000)
     assert curve[100] < curve[50:101].max() / 5
     assert curve[100] < min(curve[95:100].max(), curve[101:106].max())
+
+
+def test_claim_dampening_is_heavy_ball_at_lr_times_one_minus_dampening_after_the_first_step():
+    from nqm_lib import sample_path
+    from nqm_lib.dynamics import Hyperparams, linear_system
+
+    lr, beta, delta = 0.02, 0.9, 0.6
+    damped = linear_system(WORKED, Hyperparams(lr, momentum=beta, dampening=delta))
+    heavy = linear_system(WORKED, Hyperparams(lr * (1 - delta), momentum=beta))
+    # same θ rows; the velocity is rescaled by 1 − δ, which leaves θ's path unchanged
+    scale = np.diag([1.0, 1.0 - delta, 1.0])
+    np.testing.assert_allclose(damped.A, scale @ heavy.A @ np.linalg.inv(scale), rtol=1e-13, atol=1e-15)
+    # PyTorch's undamped first step: the paths differ by η δ g(0) after one step, then the gap decays
+    a = sample_path(WORKED, 400, lr=lr, momentum=beta, dampening=delta, batch_size=64, seed=2)
+    b = sample_path(WORKED, 400, lr=lr * (1 - delta), momentum=beta, batch_size=64, seed=2)
+    first_gradient = (WORKED.theta0 - b[1]) / (lr * (1 - delta))  # heavy ball's first step is η(1 − δ) g(0)
+    np.testing.assert_allclose(a[1] - b[1], -lr * delta * first_gradient, rtol=1e-10)
+    assert np.abs(a[400] - b[400]).max() < 1e-3 * np.abs(a[1] - b[1]).max()
