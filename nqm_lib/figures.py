@@ -159,10 +159,13 @@ def path_figure(
         runs.append((f"momentum β = {momentum:.3g}, B = {batch_size}", path))
 
     fig, (ax,) = new_figure(height=3.9)
+    # The view: the start and the optimum with a margin, widened (up to twice) to follow an overshoot.
     reach = 1.2 * np.abs(problem.theta0)
-    grid2, grid1 = np.meshgrid(
-        np.linspace(-0.1 * reach[1], reach[1], 81), np.linspace(-reach[0], reach[0], 61)
-    )
+    drawn = np.concatenate([path for _, path in runs if path is not None])
+    left = max(-reach[1], min(-0.1 * reach[1], float(drawn[:, 1].min()) - 0.05 * reach[1]))
+    right = min(2.0 * reach[1], max(reach[1], float(drawn[:, 1].max()) + 0.05 * reach[1]))
+    half_height = min(2.0 * reach[0], max(reach[0], 1.05 * float(np.abs(drawn[:, 0]).max())))
+    grid2, grid1 = np.meshgrid(np.linspace(left, right, 81), np.linspace(-half_height, half_height, 61))
     loss = 0.5 * (problem.h[0] * grid1**2 + problem.h[1] * grid2**2)
     initial = float(problem.loss(problem.theta0))
     ax.contour(grid2, grid1, loss, levels=initial * 0.4 ** np.arange(9)[::-1], colors="0.75", linewidths=0.8)
@@ -175,8 +178,8 @@ def path_figure(
         ax.plot(path[:, 1], path[:, 0], ".-", color=color, ms=4, lw=1, alpha=0.85, label=label)
     ax.plot(problem.theta0[1], problem.theta0[0], "o", color="black", ms=7, mfc="white", label="start θ(0)")
     ax.plot(0.0, 0.0, "*", color="black", ms=11, label="optimum θ* = 0")
-    ax.set_xlim(-0.1 * reach[1], reach[1])
-    ax.set_ylim(-reach[0], reach[0])
+    ax.set_xlim(left, right)
+    ax.set_ylim(-half_height, half_height)
     ax.set_xlabel(f"θ₂ (flat coordinate, h₂ = {problem.h[1]:g})")
     ax.set_ylabel(f"θ₁ (stiff coordinate, h₁ = {problem.h[0]:g})")
     ax.set_title(f"{steps} steps at η = {lr:.3g} over the contours of L (grey)")
