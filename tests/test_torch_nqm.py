@@ -684,3 +684,24 @@ def test_weight_decay_bias_coordinate_4_with_h_near_lambda_pays_56_and_81_percen
     shares = excess / excess.sum()
     assert np.argmax(shares) == 3  # coordinate 4
     assert shares[3] == pytest.approx(share, abs=0.005)
+
+
+def test_regression_gradient_covariance_away_from_the_optimum_grows_with_the_excess_loss():
+    # Cov[∇ℓ(θ)] = (σ_ε² + 2(L(θ) − L(θ*))) H + ∇L ∇Lᵀ for x ~ N(0, H), y = θ*ᵀx + ε
+    rng = np.random.default_rng(5)
+    sigma, noise_std = np.array([2.0, 1.0, 0.5]), 0.5
+    h, theta_star, theta = sigma**2, np.array([1.0, -2.0, 3.0]), np.array([0.5, 0.0, 1.0])
+    n = 400_000
+    x = rng.standard_normal((n, 3)) * sigma
+    y = x @ theta_star + noise_std * rng.standard_normal(n)
+    gradients = (x @ theta - y)[:, None] * x
+    population_gradient = h * (theta - theta_star)
+    excess = 0.5 * (h * (theta - theta_star) ** 2).sum()
+    expected = (noise_std**2 + 2 * excess) * np.diag(h) + np.outer(population_gradient, population_gradient)
+    centred = gradients - population_gradient
+    products = centred[:, :, None] * centred[:, None, :]  # (n, 3, 3)
+    measured, stderr = products.mean(axis=0), products.std(axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(N_SE * stderr < 0.03 * np.sqrt(np.outer(np.diag(expected), np.diag(expected))))
+    assert np.all(np.abs(measured - expected) <= N_SE * stderr)
+    # the NQM's covariance, σ_ε² H, is far off here
+    assert np.all(np.abs(np.diag(measured) - noise_std**2 * h) > 10 * np.diag(stderr))
