@@ -1132,13 +1132,14 @@ class ScheduledSteps:
     ----------
     batch_sizes
         The batch sizes ``B``.
-    steps
-        Steps to target with the optimised schedule (``np.inf`` where the constant rate never gets
-        there either).
-    lrs
-        The schedule's rates, shape ``(len(batch_sizes), pieces)`` (``nan`` where not reached).
+    steps, lrs
+        Steps to target with the optimised schedule of ``pieces`` pieces, and its rates (shape
+        ``(len(batch_sizes), pieces)``); ``np.inf`` and ``nan`` where the target is not reached.
     constant_steps, constant_lr
-        The best constant rate on the grid and its steps (:func:`tuned_steps_to_target`).
+        The same search with one piece: the best constant rate, not restricted to a grid.
+    grid_steps, grid_lr
+        The best constant rate on the grid ``lrs`` (:func:`tuned_steps_to_target`), where the
+        searches start.
     bound_steps
         The information-theoretic lower bound (:func:`information_bound_steps`).
     target
@@ -1151,8 +1152,44 @@ class ScheduledSteps:
     lrs: np.ndarray
     constant_steps: np.ndarray
     constant_lr: np.ndarray
+    grid_steps: np.ndarray
+    grid_lr: np.ndarray
     bound_steps: np.ndarray
     target: float
+
+
+def _bisect_horizon(
+    search: _ScheduleSearch,
+    target: float,
+    log_start: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    pieces: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest horizon in ``(low, high]`` at which the optimised schedule reaches ``target``, per row.
+
+    ``log_start`` (rows, 1) or (rows, pieces) must reach the target at ``high`` (it is checked,
+    and ``high`` moved up until it does); every optimisation is warm-started from the last schedule
+    that reached the target. Returns the horizons and their schedules (log rates).
+    """
+    log_best = np.repeat(log_start, pieces, axis=1) if log_start.shape[1] == 1 else log_start.copy()
+    while True:  # the start reaches the target at `high` (the same exact risk, another formula)
+        late = search.risk(log_best, _piece_lengths(high, pieces)) > target
+        if not late.any():
+            break
+        high = high + late
+    low = np.minimum(low, high - 1)
+    while True:
+        active = high - low > 1
+        if not active.any():
+            break
+        middle = np.where(active, (low + high) // 2, high)
+        log_lrs, risk = search.improve(log_best, _piece_lengths(middle, pieces))
+        success = active & (risk <= target)
+        high = np.where(success, middle, high)
+        low = np.where(active & ~success, middle, low)
+        log_best = np.where(success[:, None], log_lrs, log_best)
+    return high, log_best
 
 
 def scheduled_steps_to_target(
@@ -1165,51 +1202,49 @@ def scheduled_steps_to_target(
 ) -> ScheduledSteps:
     """Steps to ``target`` of plain SGD with an optimised piecewise-constant schedule (chapter 6).
 
-    For every batch size: the best constant rate on the grid ``lrs`` gives a count ``S_c``
-    (:func:`tuned_steps_to_target`) and :func:`information_bound_steps` a count no algorithm can
-    beat. Between the two, bisection on the horizon ``T`` asks whether a schedule of ``pieces``
-    equal pieces, optimised for the risk at ``T`` (:func:`optimal_piecewise_schedule`, warm-started
-    from the last schedule that reached the target), reaches it; the result is the smallest such
-    ``T`` found, and its schedule reaches the target exactly (checked by
-    :func:`piecewise_schedule_risk`'s formula). So the result never exceeds ``S_c`` and never
-    undercuts the bound. The search is local and assumes that the optimised risk falls with
-    ``T``; all batch sizes are searched at once, in about a second.
+    For every batch size, three counts: the best constant rate on the grid ``lrs``
+    (:func:`tuned_steps_to_target`); the best constant rate found by the search below with one
+    piece, which refines it off the grid; and the schedule of ``pieces`` equal pieces, searched
+    from that constant rate. Each search bisects on the horizon ``T`` between its start's count
+    and :func:`information_bound_steps` (a count no algorithm can beat), asking whether the rates
+    optimised for the risk at ``T`` (:func:`optimal_piecewise_schedule`'s search, warm-started from
+    the last schedule that reached the target) reach it. Every reported schedule reaches the target
+    exactly at its count, so the schedule never needs more steps than the constant rates, and no
+    count undercuts the bound. The search is local and assumes that the optimised risk falls with
+    ``T``; all batch sizes are searched at once, in a second or two.
     Raises ``ValueError`` for invalid arguments.
     """
     target = _check_target(target)
     batches = _check_batch_sizes(batch_sizes)
     pieces = _check_pieces(pieces)
-    constant = tuned_steps_to_target(problem, target, batches, lrs=lrs)
+    grid = tuned_steps_to_target(problem, target, batches, lrs=lrs)
     bound = information_bound_steps(problem, target, batches)
-    search = _schedule_search(problem, batches)
-    reached = np.isfinite(constant.steps)
-    high = np.where(reached, constant.steps, 0).astype(np.int64)
-    log_best = np.repeat(np.log(np.where(reached, constant.lr, 1.0))[:, None], pieces, axis=1)
-    log_best = np.clip(log_best, search.log_low, search.log_high)
-    # the constant rate reaches the target at S_c (the same exact risk, another formula): make sure
-    while True:
-        late = reached & (search.risk(log_best, _piece_lengths(high, pieces)) > target)
-        if not late.any():
-            break
-        high = high + late
-    low = np.where(reached, np.minimum(bound - 1, high - 1), 0).astype(np.int64)
-    while True:
-        active = high - low > 1
-        if not active.any():
-            break
-        middle = np.where(active, (low + high) // 2, high)
-        log_lrs, risk = search.improve(log_best, _piece_lengths(middle, pieces))
-        success = active & (risk <= target)
-        failure = active & ~success
-        high = np.where(success, middle, high)
-        low = np.where(failure, middle, low)
-        log_best = np.where(success[:, None], log_lrs, log_best)
+    reached = np.isfinite(grid.steps)
+    nan = np.full(batches.size, np.nan)
+    steps = constant_steps = np.full(batches.size, np.inf)
+    lrs_found = np.full((batches.size, pieces), np.nan)
+    constant_lr = nan
+    rows = np.flatnonzero(reached)
+    if rows.size:
+        search = _schedule_search(problem, batches[rows])
+        log_grid = np.clip(np.log(grid.lr[rows])[:, None], search.log_low, search.log_high)
+        high = grid.steps[rows].astype(np.int64)
+        low = bound[rows] - 1
+        high_one, log_one = _bisect_horizon(search, target, log_grid, high, low, 1)
+        high_many, log_many = _bisect_horizon(search, target, log_one, high_one, low, pieces)
+        constant_steps, steps = constant_steps.copy(), steps.copy()
+        constant_steps[rows], steps[rows] = high_one, high_many
+        constant_lr = nan.copy()
+        constant_lr[rows] = np.exp(log_one[:, 0])
+        lrs_found[rows] = np.exp(log_many)
     return ScheduledSteps(
         batch_sizes=batches,
-        steps=np.where(reached, high, np.inf),
-        lrs=np.where(reached[:, None], np.exp(log_best), np.nan),
-        constant_steps=constant.steps,
-        constant_lr=constant.lr,
+        steps=steps,
+        lrs=lrs_found,
+        constant_steps=constant_steps,
+        constant_lr=constant_lr,
+        grid_steps=grid.steps,
+        grid_lr=grid.lr,
         bound_steps=bound,
         target=target,
     )
