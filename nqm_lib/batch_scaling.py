@@ -946,10 +946,11 @@ def _piece_lengths(steps: np.ndarray, pieces: int) -> np.ndarray:
 def _piece_maps(
     h: np.ndarray, noise: np.ndarray, eta: np.ndarray, length: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``E[θ_i²] ↦ ρ E[θ_i²] + (1 − ρ) s`` of one constant-rate piece: returns ``(ρ, s)``.
+    """One piece at a constant rate, ``E[θ_i²] ↦ r_i^{2L} E[θ_i²] + (1 − r_i^{2L}) s``.
 
-    ``ρ = (1 − ηh_i)^{2L}`` and ``s = η c_i / (B h_i (2 − ηh_i))`` (chapter 2's steady state);
-    ``eta`` and ``length`` broadcast against the coordinates (last axis), ``noise = c/B``.
+    Returns ``(r_i^{2L}, s)`` with ``r_i = 1 − ηh_i`` (computed as ``exp(2L log|r_i|)``) and
+    ``s = η c_i / (B h_i (2 − ηh_i))`` (chapter 2's steady state); ``eta`` and ``length``
+    broadcast against the coordinates (last axis), ``noise = c/B``.
     """
     x = eta * h
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -1065,7 +1066,7 @@ def piecewise_schedule_risk(problem: NQM, lrs: object, steps: int, *, batch_size
 
     The ``K = len(lrs)`` pieces split the ``T`` steps as equally as possible (the first
     ``T mod K`` pieces are one step longer); piece ``k`` uses the rate ``lrs[k]``. Each piece maps
-    ``E[θ_i²] ↦ ρ E[θ_i²] + (1 − ρ) s_i`` with ``ρ = (1 − η h_i)^{2L}`` and ``s_i`` the
+    ``E[θ_i²] ↦ r_i^{2L} E[θ_i²] + (1 − r_i^{2L}) s_i`` with ``r_i = 1 − η h_i`` and ``s_i`` the
     steady state of chapter 2, so the cost does not depend on ``T``. Equal to
     ``schedule_risk_curve(problem, np.repeat(lrs, lengths), batch_size=B)[-1]``. Raises
     ``ValueError`` for invalid arguments and :class:`~nqm_lib.validation.InstabilityError` if
