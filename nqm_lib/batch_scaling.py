@@ -15,19 +15,20 @@ later crossing; see chapter 6).
 
 **How it is exact and fast.** Every optimiser covered here (plain SGD, heavy-ball momentum, an EMA
 of the iterates, each with the preconditioner ``P = H^p``) moves each coordinate as a 2×2 linear
-system ``y' = A y + g · η ε̃`` (state ``(θ, ηv)`` for momentum, ``(θ̃, θ)`` for an EMA; plain SGD is
-either with ``β = 0`` or ``γ = 0``). With ``x = η h^{1−p}`` the matrix ``A`` depends only on ``x`` and
-``β`` (or ``γ``). By Cayley–Hamilton ``A^t = G(t) A − det(A) G(t−1) I`` with the divided difference
-``G(t) = (λ₁^t − λ₂^t)/(λ₁ − λ₂)`` of the eigenvalues, evaluated here in a form that stays accurate
-at and near repeated eigenvalues (critical damping). So the reported coordinate's deterministic
-factor ``b(t)`` and its noise part ``V(t) = S₀₀ − w_t S w_tᵀ`` (``S`` the stationary covariance,
-``w_t`` the first row of ``A^t``) cost a few elementary functions at *any* ``t``, and
+system ``y' = M y + η ε̃ × (a fixed vector)`` (state ``(θ, ηv)`` for momentum, ``(θ̃, θ)`` for an
+EMA; plain SGD is either with ``β = 0`` or ``γ = 0``). With ``x = η h^{1−p}`` the matrix ``M``
+depends only on ``x`` and ``β`` (or ``γ``). By Cayley–Hamilton ``M^t = G(t) M − det(M) G(t−1) I``
+with the divided difference ``G(t) = (λ₁^t − λ₂^t)/(λ₁ − λ₂)`` of the eigenvalues, evaluated here in
+a form that stays accurate at and near repeated eigenvalues (critical damping). So the reported
+coordinate's deterministic factor ``b(t)`` and its noise part ``V(t) = S₀₀ − w_t S w_tᵀ`` (``S`` the
+stationary covariance, ``w_t`` the first row of ``M^t``) cost a few elementary functions at *any*
+``t``, and
 
     E[L(θ_t)] = D(t) + N(t) / B,   D(t) = Σ_i n_i ½ h_i θ_i(0)² b_i(t)²,
                                    N(t) = Σ_i n_i ½ h_i η² h_i^{−2p} c_i V_i(t),
 
 with ``N`` non-decreasing (a partial sum of squares) and ``D`` independent of ``B``. The search
-evaluates every grid point at ``t = 0, 1, 2, 4, 8, …`` at once (``A^t`` by repeated squaring), then
+evaluates every grid point at ``t = 0, 1, 2, 4, 8, …`` at once (``M^t`` by repeated squaring), then
 refines by branch and bound: on an interval ``[a, b]`` the risk is at least ``D_low(a, b) + N(a)/B``,
 where ``D_low`` sums certified lower bounds of the ``b_i(t)²`` (two real eigenvalues of one sign: at
 most one sign change and no interior minimum of ``|b_i|``; complex eigenvalues
