@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .adaptive import (
     SGD,
@@ -168,6 +169,7 @@ def landscape_figure(
         label=f"final θ of the {runs} noisy runs (histogram)",
     )
     left.set_xlim(grid[0], grid[-1])
+    left.yaxis.set_major_locator(MaxNLocator(nbins=4))
     left.set_ylim(bottom, loss.max() + 0.05 * np.ptp(loss))
     left.set_xlabel(r"$\theta$")
     left.set_ylabel(r"$f(\theta)$")
@@ -178,9 +180,10 @@ def landscape_figure(
     right.bar(positions, shares, color="#d62728", alpha=0.6, label="noisy runs")
     gd_basin = int(basin_of(descent, minima))
     right.bar(gd_basin, 1.0, fill=False, edgecolor="#1f77b4", lw=2, label="gradient descent")
-    right.set_xticks(positions, [f"{m:.2f}\n$f$={landscape_loss(m):.2f}" for m in minima])
+    right.set_xticks(positions, [f"{m:.2f}\nf = {landscape_loss(m):.2f}" for m in minima])
     right.set_xlabel("basin of the local minimum at θ")
     right.set_ylabel("share of runs ending there")
     right.set_ylim(0.0, 1.05)
+    right.set_yticks([0.0, 0.25, 0.5, 0.75, 1.0])  # few ticks: each is text laid out on every redraw
     right.legend(loc="upper right")
     return fig
