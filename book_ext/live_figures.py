@@ -31,7 +31,6 @@ import html
 import io
 import json
 import os
-import re
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
-EXPLORE_CALL = re.compile(r"\bexplore\(\s*(?:[\"'](?P<id>\w+)[\"']|(?:[\w.]+\.)?(?P<function>\w+))")
 #: How frames are drawn and encoded (see :func:`encode_png`): change it to draw every frame again.
 FRAME_FORMAT = "Explorer.draw after the default; PNG, 256 colours (MAXCOVERAGE, no dither), level 9"
 #: What ``_build/.live_frames/last_build.json`` records about the last build that drew frames.
@@ -217,18 +215,33 @@ def _cell_source(cell: nodes.Element) -> str:
     return ""
 
 
-def _figure_of_cell(cell: nodes.Element) -> object | None:
+def figure_of_source(source: str) -> object | None:
+    """The declaration a code cell's ``explore(...)`` call shows, or None.
+
+    ``explore("<id>")`` names it; ``explore(<figure function>, name=<widget>, ...)`` names its
+    function, and the keyword names tell two declarations of one function apart.
+    """
     from nqm_lib.interactive import FIGURES, declaration
 
-    match = EXPLORE_CALL.search(_cell_source(cell))
-    if match is None:
-        return None
-    if match["id"]:
-        return FIGURES.get(match["id"])
     try:
-        return declaration(match["function"])
-    except ValueError:
+        tree = ast.parse(source)
+    except SyntaxError:
         return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "explore" and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                return FIGURES.get(first.value)
+            name = getattr(first, "attr", None) or getattr(first, "id", None)
+            try:
+                return declaration(name, [k.arg for k in node.keywords if k.arg != "fixed"])
+            except ValueError:
+                return None
+    return None
+
+
+def _figure_of_cell(cell: nodes.Element) -> object | None:
+    return figure_of_source(_cell_source(cell))
 
 
 def _outputs(cell: nodes.Element) -> nodes.Element | None:

@@ -329,6 +329,17 @@ _DECLARATIONS = (
         lesson="B shrinks the cloud of minibatch gradients as C/B; moving θ₁ moves its centre Hθ",
     ),
     InteractiveFigure(
+        "sgd_path",
+        "nqm_lib.figures:path_figure",
+        (
+            Control(
+                "lr", "η", 0.035, "log", (0.001, 0.002, 0.004, 0.008, 0.0175, 0.035, 0.06),
+                minimum=-3, maximum=math.log10(0.06), step=0.05,
+            ),
+            _batch(64, (1, 4, 16, 64, 256, 1024, 4096)),
+        ),
+    ),
+    InteractiveFigure(
         "sgd_risk",
         "nqm_lib.figures:sgd_risk_figure",
         (
@@ -341,6 +352,21 @@ _DECLARATIONS = (
         ),
         live=("lr", "batch_size"),
         lesson="η and B set the speed of each coordinate and the noise floor, the chapter's trade-off",
+    ),
+    InteractiveFigure(
+        "momentum_path",
+        "nqm_lib.figures:path_figure",
+        (
+            Control(
+                "lr", "η", 0.0175, "log", (0.001, 0.002, 0.0045, 0.0175, 0.035, 0.1),
+                minimum=-3, maximum=-1, step=0.05,
+            ),
+            Control(
+                "momentum", "β", 0.5, "float", (0.0, 0.25, 0.5, 0.7, 0.85, 0.95),
+                minimum=0.0, maximum=0.95, step=0.05,
+            ),
+            _batch(64, (1, 4, 16, 64, 256, 1024, 4096), (1, 4, 16, 64, 256, 4096)),
+        ),
     ),
     InteractiveFigure(
         "momentum_risk",
@@ -465,13 +491,19 @@ _DECLARATIONS = (
 FIGURES: dict[str, InteractiveFigure] = {figure.id: figure for figure in _DECLARATIONS}
 
 
-def declaration(key: str | Callable[..., Figure] | InteractiveFigure) -> InteractiveFigure:
+def declaration(
+    key: str | Callable[..., Figure] | InteractiveFigure, controls: Sequence[str] | None = None
+) -> InteractiveFigure:
     """The declaration for an id, a figure function (or its name), or a declaration itself.
+
+    A figure function shown in two places with different controls (chapter 2's and chapter 3's
+    ``path_figure``) has two declarations: ``controls``, the names of the controls passed to
+    ``explore``, says which one.
 
     Raises
     ------
     ValueError
-        If nothing is declared under ``key``.
+        If nothing is declared under ``key`` (with these ``controls``), or several are.
 
     """
     if isinstance(key, InteractiveFigure):
@@ -479,9 +511,13 @@ def declaration(key: str | Callable[..., Figure] | InteractiveFigure) -> Interac
     name = key if isinstance(key, str) else getattr(key, "__name__", repr(key))
     if name in FIGURES:
         return FIGURES[name]
-    for figure in FIGURES.values():
-        if figure.function.split(":")[1] == name:
-            return figure
+    found = [f for f in FIGURES.values() if f.function.split(":")[1] == name]
+    if controls is not None and len(found) > 1:
+        found = [f for f in found if [c.name for c in f.controls] == list(controls)]
+    if len(found) == 1:
+        return found[0]
     raise ValueError(
-        f"key = {name!r}: no interactive figure declared under that id or function (ids: {sorted(FIGURES)})"
+        f"key = {name!r}, controls = {controls}: "
+        + (f"{len(found)} declarations match" if found else "no interactive figure declared for it")
+        + f" (ids: {sorted(FIGURES)})"
     )

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from book_ext.live_figures import encode_png, frame_folder_name, library_digest
+from book_ext.live_figures import encode_png, figure_of_source, frame_folder_name, library_digest
 from nqm_lib import widgets
 from nqm_lib.interactive import FIGURES, Control, InteractiveFigure, declaration, site_grid
 from nqm_lib.widgets import Explorer, explore, frame_images
@@ -64,7 +64,8 @@ def _traits(widget):
 @pytest.mark.parametrize(("notebook", "source", "imports"), list(explore_calls()), ids=lambda v: str(v)[:24])
 def test_every_chapter_explore_call_matches_its_declaration(notebook, source, imports, monkeypatch):
     figure_function, fixed, controls = _run_explore_cell(source, imports, monkeypatch)
-    figure = declaration(figure_function)
+    figure = declaration(figure_function, list(controls))
+    assert figure_of_source(source) is figure, f"{notebook}: the site would not find {figure.id}'s cell"
     if isinstance(figure_function, InteractiveFigure | str):
         assert not controls, f"{notebook}: a declared figure takes no explicit controls"
         return
@@ -78,10 +79,7 @@ def test_every_chapter_explore_call_matches_its_declaration(notebook, source, im
 
 
 def test_every_declared_figure_is_shown_by_a_chapter():
-    shown = set()
-    for _, source, _ in explore_calls():
-        call = source[source.index("explore(") + len("explore(") :].split(",")[0].strip().strip("\"'")
-        shown.add(declaration(call.split(".")[-1]).id)
+    shown = {figure_of_source(source).id for _, source, _ in explore_calls()}
     assert shown == set(FIGURES)
 
 

@@ -145,15 +145,14 @@ def _live_figures_of(name):
     """The declared figures whose explore(...) cell is in chapter ``name`` (from its source)."""
     import nbformat
 
-    from book_ext.live_figures import EXPLORE_CALL
-    from nqm_lib.interactive import FIGURES, declaration
+    from book_ext.live_figures import figure_of_source
 
     notebook = nbformat.read(ROOT / name.replace(".html", ".ipynb"), as_version=4)
     found = []
     for cell in notebook.cells:
-        match = EXPLORE_CALL.search(cell.source) if cell.cell_type == "code" else None
-        if match:
-            found.append(FIGURES[match["id"]] if match["id"] else declaration(match["function"]))
+        figure = figure_of_source(cell.source) if cell.cell_type == "code" else None
+        if figure is not None:
+            found.append(figure)
     return found
 
 
