@@ -2,9 +2,10 @@
 
 Times the sweep of the issue — 4 preconditioning powers × 10 batch sizes (4, 16, ..., 4¹⁰) ×
 {plain SGD over 100 η, momentum over 100 η × 20 β, EMA over 100 η × 20 γ}, with the grids of the
-paper's notebook (which needs tens of minutes for it) — and the chapter's own sweep
-(:func:`nqm_lib.figures_batch_size.paper_sweep`, 19 batch sizes), then prints how the results
-agree with the reference points of the notebook.
+paper's notebook (which needs tens of minutes for it) — the chapter's own sweep
+(:func:`nqm_lib.figures_batch_size.paper_sweep`, 19 batch sizes) and its schedule experiment
+(:func:`nqm_lib.batch_scaling.scheduled_steps_to_target`, 10 pieces, 10 batch sizes), then prints
+how the results agree with the reference points of the notebook.
 
     python benchmarks/sweep_batch_size.py [--repeats 3]
 """
@@ -27,6 +28,7 @@ from nqm_lib.batch_scaling import (  # noqa: E402
     PAPER_DECAYS,
     PAPER_LRS,
     PAPER_SGD_LRS,
+    scheduled_steps_to_target,
     tuned_steps_to_target,
 )
 from nqm_lib.figures_batch_size import PRECOND_POWERS, _cached_sweep, paper_sweep  # noqa: E402
@@ -92,6 +94,14 @@ def main() -> None:
     print(
         f"chapter's sweep (4 p x 19 B x {{SGD, momentum, EMA}}): {wall:.2f} s wall, {cpu:.2f} s CPU (median)"
     )
+
+    def schedule_experiment():
+        return scheduled_steps_to_target(problem, TARGET, BATCH_SIZES)
+
+    wall, cpu, scheduled = timed(schedule_experiment, args.repeats)
+    print(f"schedule experiment (10 pieces, 10 B): {wall:.2f} s wall, {cpu:.2f} s CPU (median)")
+    gains = scheduled.constant_steps / scheduled.steps
+    print("  schedule's gain over the best constant rate:", " ".join(f"{g:.2f}" for g in gains))
 
     print("\nsteps to 0.01, p = 0, B = 4 ... 4^10:")
     for method in ("SGD", "momentum", "EMA"):

@@ -15,23 +15,24 @@ later crossing; see chapter 6).
 
 **How it is exact and fast.** Every optimiser covered here (plain SGD, heavy-ball momentum, an EMA
 of the iterates, each with the preconditioner ``P = H^p``) moves each coordinate as a 2×2 linear
-system ``y' = A y + g · η ε̃`` (state ``(θ, ηv)`` for momentum, ``(θ̃, θ)`` for an EMA; plain SGD is
-either with ``β = 0`` or ``γ = 0``). With ``x = η h^{1−p}`` the matrix ``A`` depends only on ``x`` and
-``β`` (or ``γ``). By Cayley–Hamilton ``A^t = G(t) A − det(A) G(t−1) I`` with the divided difference
-``G(t) = (λ₁^t − λ₂^t)/(λ₁ − λ₂)`` of the eigenvalues, evaluated here in a form that stays accurate
-at and near repeated eigenvalues (critical damping). So the reported coordinate's deterministic
-factor ``b(t)`` and its noise part ``V(t) = S₀₀ − w_t S w_tᵀ`` (``S`` the stationary covariance,
-``w_t`` the first row of ``A^t``) cost a few elementary functions at *any* ``t``, and
+system ``y' = M y + η ε̃ × (a fixed vector)`` (state ``(θ, ηv)`` for momentum, ``(θ̃, θ)`` for an
+EMA; plain SGD is either with ``β = 0`` or ``γ = 0``). With ``x = η h^{1−p}`` the matrix ``M``
+depends only on ``x`` and ``β`` (or ``γ``). By Cayley–Hamilton ``M^t = G(t) M − det(M) G(t−1) I``
+with the divided difference ``G(t) = (λ₁^t − λ₂^t)/(λ₁ − λ₂)`` of the eigenvalues, evaluated here in
+a form that stays accurate at and near repeated eigenvalues (critical damping). So the reported
+coordinate's deterministic factor ``b(t)`` and its noise part ``V(t) = S₀₀ − w_t S w_tᵀ`` (``S`` the
+stationary covariance, ``w_t`` the first row of ``M^t``) cost a few elementary functions at *any*
+``t``, and
 
     E[L(θ_t)] = D(t) + N(t) / B,   D(t) = Σ_i n_i ½ h_i θ_i(0)² b_i(t)²,
                                    N(t) = Σ_i n_i ½ h_i η² h_i^{−2p} c_i V_i(t),
 
 with ``N`` non-decreasing (a partial sum of squares) and ``D`` independent of ``B``. The search
-evaluates every grid point at ``t = 0, 1, 2, 4, 8, …`` at once (``A^t`` by repeated squaring), then
+evaluates every grid point at ``t = 0, 1, 2, 4, 8, …`` at once (``M^t`` by repeated squaring), then
 refines by branch and bound: on an interval ``[a, b]`` the risk is at least ``D_low(a, b) + N(a)/B``,
 where ``D_low`` sums certified lower bounds of the ``b_i(t)²`` (two real eigenvalues of one sign: at
 most one sign change and no interior minimum of ``|b_i|``; complex eigenvalues
-``b_i(t) = K ρ^t sin(ωt + φ)``, whose phase range is known; real ones of opposite signs, term by
+``b_i(t) = A ρ^t sin(ωt + φ)``, whose phase range is known; real ones of opposite signs, term by
 term). Intervals whose bound exceeds the target, or which start after the best crossing found so
 far, are dropped; the rest are halved until single steps are decided by exact evaluation. Nothing
 is approximated; the only tolerance is a relative 10⁻¹² on the bounds against rounding.
@@ -41,6 +42,14 @@ setting that cannot beat the best crossing found so far is dropped early. A sing
 risk oscillates close to the target for a long time (strongly under-damped momentum, ``1 − β``
 tiny) can take seconds: its per-coordinate bounds only become informative on intervals shorter
 than the oscillation periods, so many steps must be examined.
+
+**Lower bound and schedules.** :func:`information_bound_steps` is the fewest steps in which *any*
+algorithm that sees ``B`` noisy examples per step can reach the target (the Bayes risk of the
+posterior mean of ``θ*``, :func:`information_bound_risk`). :func:`scheduled_steps_to_target`
+replaces SGD's constant rate by a piecewise-constant schedule of :data:`SCHEDULE_PIECES` pieces
+optimised for every horizon (:func:`optimal_piecewise_schedule`); under a schedule the risk stays
+exact, each piece being one affine map of every coordinate's second moment
+(:func:`piecewise_schedule_risk`).
 """
 
 from __future__ import annotations
@@ -56,16 +65,31 @@ from .dynamics import AVERAGE, Hyperparams, check_stable, linear_system
 from .formulas import sgd_risk
 from .problem import NQM
 from .theory import _stationary_covariance
-from .validation import check_batch_size, check_fraction, check_positive, check_precond_power, check_steps
+from .validation import (
+    InstabilityError,
+    check_batch_size,
+    check_fraction,
+    check_positive,
+    check_precond_power,
+    check_steps,
+)
 
 __all__ = [
     "DEFAULT_MAX_STEPS",
     "PAPER_DECAYS",
     "PAPER_LRS",
     "PAPER_SGD_LRS",
+    "SCHEDULE_PIECES",
+    "PiecewiseSchedule",
+    "ScheduledSteps",
     "TunedSteps",
     "critical_batch_size",
+    "information_bound_risk",
+    "information_bound_steps",
+    "optimal_piecewise_schedule",
+    "piecewise_schedule_risk",
     "risk_at_step",
+    "scheduled_steps_to_target",
     "steps_to_target",
     "steps_to_target_grid",
     "tuned_steps_to_target",
@@ -173,7 +197,7 @@ class _Systems:
     log_rho: np.ndarray
     omega: np.ndarray
     inv_sin: np.ndarray
-    phase: np.ndarray  # b(t) = K ρ^t sin(tω + phase), K > 0
+    phase: np.ndarray  # b(t) = A ρ^t sin(tω + phase), A > 0
     lam1_zero: np.ndarray  # real eigenvalues λ₁ (larger modulus), λ₂ = (1 − u) λ₁
     lam1_negative: np.ndarray
     log_abs_lam1: np.ndarray
@@ -359,7 +383,7 @@ def _bias_lower_bound(
     flip = sys.lam1_negative & (np.mod(hi - lo, 2.0) == 1.0)
     bound = np.where(np.where(flip, -product, product) > 0.0, np.minimum(sq_lo, sq_hi), 0.0)
     if sys.is_complex.any():
-        if oscillating:  # b(t) = K ρ^t sin(tω + φ): no zero of the sine inside -> an end (with decay)
+        if oscillating:  # b(t) = A ρ^t sin(tω + φ): no zero of the sine inside -> an end (with decay)
             same = np.floor((lo * sys.omega + sys.phase) / np.pi) == np.floor(
                 (hi * sys.omega + sys.phase) / np.pi
             )
@@ -745,9 +769,13 @@ def critical_batch_size(batch_sizes: object, steps: object, *, factor: float = 2
     The perfect-scaling line is extrapolated from the smallest batch size ``B₀``:
     ``S(B₀) B₀ / B`` (doubling ``B`` halves the steps). The critical batch size is where
     ``S(B) B / (S(B₀) B₀)`` first reaches ``factor``, interpolated linearly in
-    ``log B``–``log`` ratio between the two batch sizes that bracket it; with the default
-    ``factor = 2`` it is the batch size ``B_noise`` of McCandlish et al. (2018) when
-    ``S(B) = S_min (1 + B_noise / B)``. Returns ``math.inf`` if the ratio stays below ``factor``.
+    ``log B``–``log`` ratio between the two batch sizes that bracket it. Returns ``math.inf``
+    if the ratio stays below ``factor``.
+
+    In the model ``S(B) = S_min (1 + B_noise / B)`` of McCandlish et al. (2018) the ratio is
+    ``(B + B_noise) / (B₀ + B_noise)``, so the critical batch size is
+    ``(factor − 1) B_noise + factor · B₀``: with the default ``factor = 2`` it is
+    ``B_noise + 2 B₀``, which is close to ``B_noise`` only when ``B₀ ≪ B_noise``.
 
     Raises ``ValueError`` unless ``batch_sizes`` are at least two increasing numbers ``> 0``,
     ``steps`` are as many finite numbers ``> 0`` and ``factor > 1``.
@@ -810,3 +838,415 @@ def risk_at_step(
         noise = covariance[:, AVERAGE, AVERAGE] - np.einsum("di,dij,dj->d", read_out, covariance, read_out)
         per_coordinate = 0.5 * problem.h * (bias**2 * problem.theta0**2 + system.noise_var * noise)
     return float(np.sum(per_coordinate * problem.counts))
+
+
+# ------------------------------------------------- the information-theoretic lower bound
+
+
+def information_bound_risk(problem: NQM, samples: object) -> np.ndarray | float:
+    """Smallest expected risk any algorithm can reach from ``samples`` per-example gradients (chapter 6).
+
+    Put the start at random, ``θ(0) − θ* ~ N(0, diag(θ_i(0)²))``: the expected risk of every
+    optimiser of the course is unchanged (it depends on ``θ_i(0)²`` only). A gradient query at a
+    known point ``θ`` returns ``H(θ − θ*) + ε``, so each example tells ``θ*_i`` up to a Gaussian
+    error of variance ``c_i / h_i²``, wherever it is queried. After ``n`` examples the posterior
+    variance of ``θ*_i`` is ``1 / (1/θ_i(0)² + n h_i²/c_i)``, whatever the data, and no estimator
+    of ``θ*`` built from them — no optimiser, schedule or preconditioner — has a smaller expected
+    risk than
+
+        ½ Σ_i h_i / (1/θ_i(0)² + n h_i² / c_i)
+
+    (the posterior mean attains it). Coordinates with ``θ_i(0) = 0`` contribute nothing, and noise-free
+    ones (``c_i = 0``) nothing once ``n ≥ 1``. ``samples`` is a number ``n ≥ 0`` or an array of them;
+    the result has its shape. Raises ``ValueError`` for a negative or non-finite ``samples``.
+
+    Examples
+    --------
+    >>> from nqm_lib import NQM
+    >>> problem = NQM([1.0], [1.0], theta0=[1.0])
+    >>> float(information_bound_risk(problem, 0)), float(information_bound_risk(problem, 1))
+    (0.5, 0.25)
+
+    """
+    try:
+        n = np.asarray(samples, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"samples must be a number >= 0 or an array of them, got {samples!r}") from None
+    if not np.all(np.isfinite(n)) or np.any(n < 0):
+        raise ValueError(f"samples must be finite numbers >= 0, got {samples!r}")
+    per_coordinate = _bound_per_coordinate(problem, n[..., None])
+    total = per_coordinate @ (0.5 * problem.h * problem.counts)
+    return float(total) if total.ndim == 0 else total
+
+
+def _bound_per_coordinate(problem: NQM, n: np.ndarray) -> np.ndarray:
+    """Posterior variance of every ``θ*_i`` after ``n`` examples (``n`` broadcasts against (d,))."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prior_precision = 1.0 / problem.theta0**2  # inf where θ_i(0) = 0
+        noisy = problem.c > 0.0
+        information = np.where(noisy, problem.h**2 / np.where(noisy, problem.c, 1.0), np.inf)
+        data = np.where(n > 0.0, n * information, 0.0)
+        return 1.0 / (prior_precision + data)
+
+
+def information_bound_steps(problem: NQM, target: float, batch_sizes: object) -> np.ndarray:
+    """Fewest steps in which *any* algorithm can reach ``target`` with batches of ``B`` (chapter 6).
+
+    A run of ``t`` steps sees ``n = tB`` examples, so by :func:`information_bound_risk` its
+    expected risk is at least ``R(tB)``; the bound is the first ``t ≥ 0`` with
+    ``R(tB) ≤ target``, for every batch size. As ``R`` depends on ``t`` and ``B`` only through
+    ``tB``, the bound scales perfectly, ``⌈n*/B⌉`` with ``n*`` the examples needed, down to one
+    step. Returns an integer array (``int64``) with one entry per batch size; raises
+    ``ValueError`` for a target ``≤ 0`` or invalid batch sizes.
+    """
+    target = _check_target(target)
+    batches = _check_batch_sizes(batch_sizes)
+    if information_bound_risk(problem, 0.0) <= target:
+        return np.zeros(batches.size, dtype=np.int64)
+    # examples needed, n*: bracket by doubling, then bisect (R is continuous and decreasing in n)
+    high = 1.0
+    while information_bound_risk(problem, high) > target:
+        high *= 2.0
+    low = high / 2.0 if high > 1.0 else 0.0
+    for _ in range(200):
+        mid = 0.5 * (low + high)
+        if mid in (low, high):
+            break
+        low, high = (low, mid) if information_bound_risk(problem, mid) <= target else (mid, high)
+    steps = np.maximum(np.ceil(high / batches), 1).astype(np.int64)
+    # settle the integers by exact evaluation (the bisection only brackets n*)
+    for k, batch in enumerate(batches):
+        while information_bound_risk(problem, float(steps[k] * batch)) > target:
+            steps[k] += 1
+        while steps[k] > 1 and information_bound_risk(problem, float((steps[k] - 1) * batch)) <= target:
+            steps[k] -= 1
+    return steps
+
+
+# ------------------------------------------------- optimised piecewise-constant schedules
+
+#: Number of pieces of the optimised schedules (as in Zhang et al., 2019).
+SCHEDULE_PIECES = 10
+
+# Coordinate search: candidates per piece, sweeps, first half-width (in ln η) and its shrink factor.
+_CANDIDATES = 17
+_SWEEPS = 14
+_FIRST_SPAN = 2.0
+_SHRINK = 0.6
+# Values within this relative distance count as equal (the search must not follow rounding).
+_TIE = 1e-12
+
+
+def _piece_lengths(steps: np.ndarray, pieces: int) -> np.ndarray:
+    """Lengths of ``pieces`` equal pieces of ``steps`` steps (the first ``steps mod pieces`` one longer)."""
+    steps = np.asarray(steps, dtype=np.int64)
+    extra = (np.arange(pieces) < (steps % pieces)[..., None]).astype(np.int64)
+    return (steps // pieces)[..., None] + extra
+
+
+def _piece_maps(
+    h: np.ndarray, noise: np.ndarray, eta: np.ndarray, length: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One piece at a constant rate, ``E[θ_i²] ↦ r_i^{2L} E[θ_i²] + (1 − r_i^{2L}) s``.
+
+    Returns ``(r_i^{2L}, s)`` with ``r_i = 1 − ηh_i`` (computed as ``exp(2L log|r_i|)``) and
+    ``s = η c_i / (B h_i (2 − ηh_i))`` (chapter 2's steady state); ``eta`` and ``length``
+    broadcast against the coordinates (last axis), ``noise = c/B``.
+    """
+    x = eta * h
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_factor = np.where(x < 0.5, np.log1p(-np.minimum(x, 0.5)), np.log(np.abs(1.0 - x)))
+        rho = np.where(length > 0, np.exp(2.0 * length * log_factor), 1.0)
+    return rho, eta * noise / (h * (2.0 - x))
+
+
+@dataclass(frozen=True)
+class _ScheduleSearch:
+    """One schedule search per row: ``noise = c/B`` per row (rows, d), the rest shared."""
+
+    h: np.ndarray
+    noise: np.ndarray
+    start: np.ndarray  # θ_i(0)²
+    weight: np.ndarray  # ½ h_i n_i
+    log_low: float
+    log_high: float
+
+    def risk(self, log_lrs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Final risk of schedules ``log_lrs`` (rows, ..., K) with ``lengths`` (rows, K)."""
+        extra = log_lrs.ndim - 2
+        shape = (self.noise.shape[0],) + (1,) * extra + (self.h.size,)
+        moment = np.broadcast_to(self.start, log_lrs.shape[:-1] + (self.h.size,))
+        noise = self.noise.reshape(shape)
+        for k in range(log_lrs.shape[-1]):
+            length = lengths[:, k].reshape((-1,) + (1,) * (extra + 1))
+            rho, floor = _piece_maps(self.h, noise, np.exp(log_lrs[..., k, None]), length)
+            moment = rho * (moment - floor) + floor
+        return moment @ self.weight
+
+    def improve(self, log_lrs: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coordinate search over the pieces from ``log_lrs`` (rows, K); never increases the risk."""
+        log_lrs = log_lrs.copy()
+        rows, pieces = log_lrs.shape
+        grid = np.linspace(-1.0, 1.0, _CANDIDATES)
+        centre = _CANDIDATES // 2
+        index = np.arange(rows)
+        span = _FIRST_SPAN
+        for _ in range(_SWEEPS):
+            rho, floor = _piece_maps(
+                self.h, self.noise[:, None, :], np.exp(log_lrs)[..., None], lengths[..., None]
+            )
+            later = np.empty_like(rho)  # weight × product of the later pieces' ρ
+            acc = np.broadcast_to(self.weight, (rows, self.h.size))
+            for k in range(pieces - 1, -1, -1):
+                later[:, k] = acc
+                acc = acc * rho[:, k]
+            moment = np.broadcast_to(self.start, (rows, self.h.size))
+            for k in range(pieces):
+                candidates = np.clip(log_lrs[:, k, None] + span * grid, self.log_low, self.log_high)
+                candidates[:, centre] = log_lrs[:, k]
+                rho_k, floor_k = _piece_maps(
+                    self.h, self.noise[:, None, :], np.exp(candidates)[..., None], lengths[:, k, None, None]
+                )
+                after = rho_k * (moment[:, None, :] - floor_k) + floor_k
+                value = np.einsum("rgd,rd->rg", after, later[:, k])
+                best = _first_minimum(value, centre)
+                log_lrs[:, k] = candidates[index, best]
+                moment = after[index, best]
+            # a joint move of all pieces (the pieces are coupled; one at a time moves slowly)
+            shifted = np.clip(log_lrs[:, None, :] + span * grid[None, :, None], self.log_low, self.log_high)
+            shifted[:, centre] = log_lrs
+            best = _first_minimum(self.risk(shifted, lengths), centre)
+            log_lrs = shifted[index, best]
+            span *= _SHRINK
+        return log_lrs, self.risk(log_lrs, lengths)
+
+
+def _first_minimum(values: np.ndarray, centre: int) -> np.ndarray:
+    """Per row, the index of the best candidate, robust to rounding.
+
+    The current candidate (``centre``) stays unless another is lower by more than the relative
+    tolerance ``_TIE``; otherwise the first candidate within that tolerance of the minimum wins.
+    """
+    low = values.min(axis=1, keepdims=True)
+    near = values <= low + _TIE * np.abs(low)
+    first = np.argmax(near, axis=1)
+    return np.where(near[:, centre], centre, first)
+
+
+def _schedule_search(problem: NQM, batches: np.ndarray) -> _ScheduleSearch:
+    high = 2.0 / float(problem.h.max())
+    return _ScheduleSearch(
+        h=problem.h,
+        noise=problem.c[None, :] / batches[:, None].astype(float),
+        start=problem.theta0**2,
+        weight=0.5 * problem.h * problem.counts,
+        log_low=math.log(high * 1e-9),
+        log_high=math.log(high * (1.0 - 1e-6)),
+    )
+
+
+def _check_pieces(pieces: object) -> int:
+    value = check_steps(pieces, "pieces")
+    if value < 1:
+        raise ValueError(f"pieces must be an integer >= 1, got {pieces!r}")
+    return value
+
+
+def _check_piece_lrs(problem: NQM, lrs: object) -> np.ndarray:
+    rates = _check_grid("lrs", lrs, check_positive)
+    peak = float(rates.max() * problem.h.max())
+    if peak >= 2.0:
+        raise InstabilityError(
+            f"unstable: a piece has η·h_1 = {peak:.4g} ≥ 2; keep every rate < {2 / problem.h.max():.4g}"
+        )
+    return rates
+
+
+def piecewise_schedule_risk(problem: NQM, lrs: object, steps: int, *, batch_size: int = 1) -> float:
+    """Exact ``E[L(θ_T)]`` of SGD after ``T = steps`` steps of a piecewise-constant schedule (chapter 6).
+
+    The ``K = len(lrs)`` pieces split the ``T`` steps as equally as possible (the first
+    ``T mod K`` pieces are one step longer); piece ``k`` uses the rate ``lrs[k]``. Each piece maps
+    ``E[θ_i²] ↦ r_i^{2L} E[θ_i²] + (1 − r_i^{2L}) s_i`` with ``r_i = 1 − η h_i`` and ``s_i`` the
+    steady state of chapter 2, so the cost does not depend on ``T``. Equal to
+    ``schedule_risk_curve(problem, np.repeat(lrs, lengths), batch_size=B)[-1]``. Raises
+    ``ValueError`` for invalid arguments and :class:`~nqm_lib.validation.InstabilityError` if
+    a rate has ``η h_1 ≥ 2``.
+    """
+    rates = _check_piece_lrs(problem, lrs)
+    steps = check_steps(steps)
+    batch = np.array([check_batch_size(batch_size)])
+    lengths = _piece_lengths(np.array([steps]), rates.size)
+    return float(_schedule_search(problem, batch).risk(np.log(rates)[None, :], lengths)[0])
+
+
+class PiecewiseSchedule(NamedTuple):
+    """An optimised piecewise-constant schedule: its rates, piece lengths and final risk."""
+
+    lrs: np.ndarray
+    lengths: np.ndarray
+    risk: float
+
+
+def optimal_piecewise_schedule(
+    problem: NQM,
+    steps: int,
+    *,
+    batch_size: int = 1,
+    pieces: int = SCHEDULE_PIECES,
+    start: object = None,
+) -> PiecewiseSchedule:
+    """The ``pieces`` rates that minimise SGD's exact risk after ``steps`` steps (chapter 6).
+
+    The pieces have equal lengths (see :func:`piecewise_schedule_risk`) and the rates range over
+    ``[10⁻⁹, 1 − 10⁻⁶] × 2/h_1``. The search starts from ``start`` (default: the best constant
+    rate of a 50-point log grid) and moves one piece at a time over 17 candidate rates around
+    its current value, plus a joint move of all pieces, in 14 sweeps of shrinking width; it never
+    accepts a higher risk, so it is never worse than its start (in particular than the best
+    constant rate of the grid). It is a local search: the result is an upper bound on the best
+    risk ``pieces`` pieces can reach, which the tests compare with brute force.
+    Raises ``ValueError`` for invalid arguments.
+    """
+    steps = check_steps(steps)
+    pieces = _check_pieces(pieces)
+    batch = np.array([check_batch_size(batch_size)])
+    search = _schedule_search(problem, batch)
+    lengths = _piece_lengths(np.array([steps]), pieces)
+    if start is None:
+        grid = np.linspace(search.log_low, search.log_high, 50)
+        constant = np.repeat(grid[None, :, None], pieces, axis=2)
+        first = int(_first_minimum(search.risk(constant, lengths), 0)[0])
+        log_start = constant[:, first]
+    else:
+        log_start = np.log(_check_piece_lrs(problem, start))[None, :]
+        if log_start.shape[1] != pieces:
+            raise ValueError(f"start must hold one rate per piece ({pieces}), got {log_start.shape[1]}")
+        log_start = np.clip(log_start, search.log_low, search.log_high)
+    log_lrs, risk = search.improve(log_start, lengths)
+    return PiecewiseSchedule(np.exp(log_lrs[0]), lengths[0], float(risk[0]))
+
+
+@dataclass(frozen=True)
+class ScheduledSteps:
+    """Steps to target with an optimised piecewise-constant schedule, per batch size (chapter 6).
+
+    Attributes
+    ----------
+    batch_sizes
+        The batch sizes ``B``.
+    steps, lrs
+        Steps to target with the optimised schedule of ``pieces`` pieces, and its rates (shape
+        ``(len(batch_sizes), pieces)``); ``np.inf`` and ``nan`` where the target is not reached.
+    constant_steps, constant_lr
+        The same search with one piece: the best constant rate, not restricted to a grid.
+    grid_steps, grid_lr
+        The best constant rate on the grid ``lrs`` (:func:`tuned_steps_to_target`), where the
+        searches start.
+    bound_steps
+        The information-theoretic lower bound (:func:`information_bound_steps`).
+    target
+        The target risk.
+
+    """
+
+    batch_sizes: np.ndarray
+    steps: np.ndarray
+    lrs: np.ndarray
+    constant_steps: np.ndarray
+    constant_lr: np.ndarray
+    grid_steps: np.ndarray
+    grid_lr: np.ndarray
+    bound_steps: np.ndarray
+    target: float
+
+
+def _bisect_horizon(
+    search: _ScheduleSearch,
+    target: float,
+    log_start: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    pieces: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest horizon in ``(low, high]`` at which the optimised schedule reaches ``target``, per row.
+
+    ``log_start`` (rows, 1) or (rows, pieces) must reach the target at ``high`` (it is checked,
+    and ``high`` moved up until it does); every optimisation is warm-started from the last schedule
+    that reached the target. Returns the horizons and their schedules (log rates).
+    """
+    log_best = np.repeat(log_start, pieces, axis=1) if log_start.shape[1] == 1 else log_start.copy()
+    while True:  # the start reaches the target at `high` (the same exact risk, another formula)
+        late = search.risk(log_best, _piece_lengths(high, pieces)) > target
+        if not late.any():
+            break
+        high = high + late
+    low = np.minimum(low, high - 1)
+    while True:
+        active = high - low > 1
+        if not active.any():
+            break
+        middle = np.where(active, (low + high) // 2, high)
+        log_lrs, risk = search.improve(log_best, _piece_lengths(middle, pieces))
+        success = active & (risk <= target)
+        high = np.where(success, middle, high)
+        low = np.where(active & ~success, middle, low)
+        log_best = np.where(success[:, None], log_lrs, log_best)
+    return high, log_best
+
+
+def scheduled_steps_to_target(
+    problem: NQM,
+    target: float,
+    batch_sizes: object,
+    *,
+    pieces: int = SCHEDULE_PIECES,
+    lrs: object = PAPER_LRS,
+) -> ScheduledSteps:
+    """Steps to ``target`` of plain SGD with an optimised piecewise-constant schedule (chapter 6).
+
+    For every batch size, three counts: the best constant rate on the grid ``lrs``
+    (:func:`tuned_steps_to_target`); the best constant rate found by the search below with one
+    piece, which refines it off the grid; and the schedule of ``pieces`` equal pieces, searched
+    from that constant rate. Each search bisects on the horizon ``T`` between its start's count
+    and :func:`information_bound_steps` (a count no algorithm can beat), asking whether the rates
+    optimised for the risk at ``T`` (:func:`optimal_piecewise_schedule`'s search, warm-started from
+    the last schedule that reached the target) reach it. Every reported schedule reaches the target
+    exactly at its count, so the schedule never needs more steps than the constant rates, and no
+    count undercuts the bound. The search is local and assumes that the optimised risk falls with
+    ``T``; all batch sizes are searched at once, in a second or two.
+    Raises ``ValueError`` for invalid arguments.
+    """
+    target = _check_target(target)
+    batches = _check_batch_sizes(batch_sizes)
+    pieces = _check_pieces(pieces)
+    grid = tuned_steps_to_target(problem, target, batches, lrs=lrs)
+    bound = information_bound_steps(problem, target, batches)
+    reached = np.isfinite(grid.steps)
+    nan = np.full(batches.size, np.nan)
+    steps = constant_steps = np.full(batches.size, np.inf)
+    lrs_found = np.full((batches.size, pieces), np.nan)
+    constant_lr = nan
+    rows = np.flatnonzero(reached)
+    if rows.size:
+        search = _schedule_search(problem, batches[rows])
+        log_grid = np.clip(np.log(grid.lr[rows])[:, None], search.log_low, search.log_high)
+        high = grid.steps[rows].astype(np.int64)
+        low = bound[rows] - 1
+        high_one, log_one = _bisect_horizon(search, target, log_grid, high, low, 1)
+        high_many, log_many = _bisect_horizon(search, target, log_one, high_one, low, pieces)
+        constant_steps, steps = constant_steps.copy(), steps.copy()
+        constant_steps[rows], steps[rows] = high_one, high_many
+        constant_lr = nan.copy()
+        constant_lr[rows] = np.exp(log_one[:, 0])
+        lrs_found[rows] = np.exp(log_many)
+    return ScheduledSteps(
+        batch_sizes=batches,
+        steps=steps,
+        lrs=lrs_found,
+        constant_steps=constant_steps,
+        constant_lr=constant_lr,
+        grid_steps=grid.steps,
+        grid_lr=grid.lr,
+        bound_steps=bound,
+        target=target,
+    )

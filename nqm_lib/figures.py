@@ -34,13 +34,14 @@ def gradient_noise_figure(
     Dots are ``samples`` minibatch gradients; the cross is their mean, the star the true
     gradient ``Hθ``; the dashed ellipse is their sample covariance and the solid ellipse the
     theoretical ``C / B`` (both at two standard deviations). Axis limits do not depend on
-    ``B``, so the cloud visibly shrinks as ``B`` grows.
+    ``B``, so the cloud visibly shrinks as ``B`` grows. The legend sits to the right of the
+    axes, clear of the cloud.
     """
     problem = NQM.from_data_model(h, sigma)
     theta = np.array([theta1, theta2], dtype=float)
     gradients = sample_minibatch_gradients(problem, theta, batch_size=batch_size, samples=samples, seed=seed)
     true_gradient = problem.h * theta
-    fig, (ax,) = new_figure(width=6.0, height=4.6)
+    fig, (ax,) = new_figure(height=4.4)
     ax.scatter(
         gradients[:, 0], gradients[:, 1], s=6, alpha=0.35, color="0.4", label=f"{samples} minibatch gradients"
     )
@@ -50,7 +51,7 @@ def gradient_noise_figure(
         np.diag(problem.c / batch_size),
         color="black",
         lw=2,
-        label=r"theory: $2\sigma$ ellipse of $C/B$",
+        label=r"theory: $C/B$ (2 s.d.)",
     )
     covariance_ellipse(
         ax,
@@ -59,7 +60,7 @@ def gradient_noise_figure(
         color="#d62728",
         lw=1.5,
         ls="--",
-        label=r"sample: $2\sigma$ ellipse",
+        label="sample covariance (2 s.d.)",
     )
     ax.plot(*true_gradient, "*", ms=14, color="black", label=r"$\nabla L(\theta) = H\theta$")
     ax.plot(*gradients.mean(axis=0), "x", ms=10, mew=2, color="#d62728", label="sample mean")
@@ -71,7 +72,7 @@ def gradient_noise_figure(
     # Values in titles and labels are plain Unicode, not mathtext: a widget redraw would
     # otherwise re-parse every value-dependent $...$ string (a quarter of its time).
     ax.set_title(f"Minibatch gradients at θ = ({theta1:g}, {theta2:g}), B = {batch_size}")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return fig
 
 

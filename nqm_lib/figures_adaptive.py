@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .adaptive import (
     SGD,
@@ -90,7 +91,7 @@ def optimizer_paths_figure(
         raise InstabilityError(f"unstable: {optimizer} with η = {lr:.3g} diverges on this problem; lower η")
     baseline = problem.excess_loss(run_optimizer(problem, SGD(1.0 / h[-1]), theta0, steps, **kwargs))
 
-    fig, (left, right) = new_figure(2, width=11.0, height=4.2)
+    fig, (left, right) = new_figure(2, height=3.7)
     corners = np.array([theta0, problem.solution])
     reach = 0.6 * np.abs(np.diff(corners, axis=0)).max()
     centre = corners.mean(axis=0)
@@ -103,7 +104,7 @@ def optimizer_paths_figure(
         )
     left.plot(*theta0, "o", color="black", ms=6, label=r"start $\theta(0)$")
     left.set_title(f"{optimizer}, η = {lr:.3g}, B = {batch_size}, κ = {h[-1] / h[0]:.3g}")
-    left.legend(loc="upper right", fontsize=8)
+    left.legend(loc="upper right")
 
     t = np.arange(steps + 1)
     right.plot(t, excess.mean(axis=1), color="black", lw=2, label=f"{optimizer}, η = {lr:.3g}")
@@ -119,7 +120,7 @@ def optimizer_paths_figure(
     right.set_xlabel("step $t$")
     right.set_ylabel(r"$\mathbb{E}[L(\theta_t)] - L(\hat\theta)$")
     right.set_title(f"mean over {runs} runs")
-    right.legend(loc="upper right", fontsize=8)
+    right.legend(loc="upper right")
     return fig
 
 
@@ -135,9 +136,9 @@ def landscape_figure(
     """Chapter 8: where ``runs`` runs of noisy gradient descent on the 1-D landscape end.
 
     Every run starts at ``theta0`` and takes ``steps`` steps ``θ ← θ − η (f'(θ) + ε)`` with
-    ``ε ~ N(0, noise_std²)``. Left: the landscape ``f``, its local minima (triangles), where
+    ``ε ~ N(0, noise_std²)``. Top: the landscape ``f``, its local minima (triangles), where
     noise-free gradient descent ends (square) and a histogram of the runs' final iterates.
-    Right: the share of runs that end in the basin of each local minimum.
+    Bottom: the share of runs that end in the basin of each local minimum.
     """
     minima = landscape_minima()
     with np.errstate(all="ignore"):
@@ -147,7 +148,7 @@ def landscape_figure(
         raise InstabilityError(f"unstable: noisy descent with η = {lr:.3g} diverges; lower η")
     shares = np.bincount(basin_of(final, minima), minlength=minima.size) / runs
 
-    fig, (left, right) = new_figure(2, width=11.0, height=4.2)
+    fig, (left, right) = new_figure(nrows=2, height=6.8)
     grid = np.linspace(-4.0, 10.0, 600)
     loss = landscape_loss(grid)
     bottom = loss.min() - 0.05 * np.ptp(loss)
@@ -168,19 +169,21 @@ def landscape_figure(
         label=f"final θ of the {runs} noisy runs (histogram)",
     )
     left.set_xlim(grid[0], grid[-1])
+    left.yaxis.set_major_locator(MaxNLocator(nbins=4))
     left.set_ylim(bottom, loss.max() + 0.05 * np.ptp(loss))
     left.set_xlabel(r"$\theta$")
     left.set_ylabel(r"$f(\theta)$")
     left.set_title(f"η = {lr:.3g}, gradient-noise std {noise_std:.3g}, {steps} steps")
-    left.legend(loc="upper center", fontsize=8)
+    left.legend(loc="upper center")
 
     positions = np.arange(minima.size)
     right.bar(positions, shares, color="#d62728", alpha=0.6, label="noisy runs")
     gd_basin = int(basin_of(descent, minima))
     right.bar(gd_basin, 1.0, fill=False, edgecolor="#1f77b4", lw=2, label="gradient descent")
-    right.set_xticks(positions, [f"{m:.2f}\n$f$={landscape_loss(m):.2f}" for m in minima], fontsize=8)
+    right.set_xticks(positions, [f"{m:.2f}\nf = {landscape_loss(m):.2f}" for m in minima])
     right.set_xlabel("basin of the local minimum at θ")
     right.set_ylabel("share of runs ending there")
     right.set_ylim(0.0, 1.05)
-    right.legend(loc="upper right", fontsize=8)
+    right.set_yticks([0.0, 0.25, 0.5, 0.75, 1.0])  # few ticks: each is text laid out on every redraw
+    right.legend(loc="upper right")
     return fig

@@ -19,8 +19,16 @@ from types import MappingProxyType
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator
 
-from .batch_scaling import PAPER_DECAYS, PAPER_LRS, TunedSteps, critical_batch_size, tuned_steps_to_target
+from .batch_scaling import (
+    PAPER_DECAYS,
+    PAPER_LRS,
+    TunedSteps,
+    critical_batch_size,
+    information_bound_steps,
+    tuned_steps_to_target,
+)
 from .plotting import coordinate_color, new_figure
 from .problem import NQM
 
@@ -32,8 +40,10 @@ __all__ = [
     "SWEEP_BATCH_SIZES",
     "TARGET",
     "batch_size_panels_figure",
+    "draw_information_bound",
     "draw_steps_vs_batch",
     "effective_lr",
+    "paper_bound",
     "paper_sweep",
     "steps_vs_batch_figure",
 ]
@@ -48,6 +58,13 @@ PRECOND_POWERS = (0.0, 0.25, 0.5, 0.75)
 METHODS = ("SGD", "momentum", "EMA")
 #: The paper's target risk.
 TARGET = 0.01
+
+#: Panel titles of :func:`batch_size_panels_figure`.
+TITLES = {
+    "SGD": r"plain SGD ($\eta$ tuned)",
+    "momentum": r"momentum ($\eta$, $\beta$ tuned)",
+    "EMA": r"EMA ($\eta$, $\gamma$ tuned)",
+}
 
 #: Marker of each method, shared by both figures.
 MARKERS = {"SGD": "o", "momentum": "s", "EMA": "^"}
@@ -79,6 +96,30 @@ def _cached_sweep(target: float) -> Mapping[tuple[str, float], TunedSteps]:
         for method in METHODS
     }
     return MappingProxyType(sweep)
+
+
+def paper_bound(target: float = TARGET) -> np.ndarray:
+    """The information-theoretic lower bound on the steps to ``target`` at every sweep batch size.
+
+    :func:`~nqm_lib.batch_scaling.information_bound_steps` on the paper's problem, over
+    :data:`SWEEP_BATCH_SIZES` (cached, read-only): no algorithm that sees ``B`` noisy examples per
+    step can reach the target in fewer steps.
+    """
+    return _cached_bound(float(target))
+
+
+@lru_cache(maxsize=4)
+def _cached_bound(target: float) -> np.ndarray:
+    bound = information_bound_steps(NQM.paper_spectrum(), target, SWEEP_BATCH_SIZES)
+    bound.setflags(write=False)
+    return bound
+
+
+def draw_information_bound(
+    ax: Axes, target: float = TARGET, *, label: str | None = "lower bound (any algorithm)"
+) -> None:
+    """Draw :func:`paper_bound` as a black dashed line against the batch size (log–log)."""
+    ax.loglog(SWEEP_BATCH_SIZES, paper_bound(target), color="black", ls=(0, (4, 2)), lw=1.2, label=label)
 
 
 def effective_lr(result: TunedSteps) -> np.ndarray:
@@ -140,62 +181,73 @@ def steps_vs_batch_figure(
 ) -> Figure:
     """Chapter 6 (interactive): tuned steps to target and tuned learning rates against ``B``.
 
-    Left: the fewest steps to ``target`` over the grid, per batch size, for every selected
+    Top: the fewest steps to ``target`` over the grid, per batch size, for every selected
     method (colour and marker) × preconditioning power (line style), with a grey slope −1 line
-    (perfect scaling) through the smallest batch size of the first curve and, with
-    ``show_critical``, a star at each critical batch size. Right: the tuned effective learning
-    rate ``η/(1 − β)`` (``η`` for SGD and EMA).
-    The sweep is computed once (:func:`paper_sweep`), so redrawing is instant.
+    (perfect scaling) through the smallest batch size of the first curve, the information-theoretic
+    lower bound (black dashes, :func:`paper_bound`) and, with ``show_critical``, a star at each
+    critical batch size. Bottom: the tuned effective learning rate ``η/(1 − β)`` (``η`` for SGD
+    and EMA). The legend, to the right of the top panel, has one entry per selected method and
+    one per power. The sweep is computed once
+    (:func:`paper_sweep`), so redrawing is instant.
     """
     methods = _check_selection("methods", methods, METHODS)
     powers = _check_selection("precond_powers", precond_powers, PRECOND_POWERS)
     sweep = paper_sweep(target)
-    fig, (ax, right) = new_figure(2, width=11.5, height=4.4)
+    fig, (ax, lower) = new_figure(nrows=2, height=6.4)
     first = sweep[methods[0], powers[0]]
     line = first.steps[0] * first.batch_sizes[0] / first.batch_sizes.astype(float)
-    ax.loglog(first.batch_sizes, line, color="0.6", lw=1, label="perfect scaling (slope −1)")
+    ax.loglog(first.batch_sizes, line, color="0.6", lw=1, label="perfect scaling")
+    draw_information_bound(ax, target, label="lower bound")
     for method in methods:
         color = coordinate_color(METHODS.index(method))
         for p in powers:
             result = sweep[method, p]
             style = {"color": color, "ls": LINESTYLES[p], "marker": MARKERS[method]}
-            critical = _critical(result)
-            label = f"{method}, p = {p:g}"
-            if show_critical:
-                label += f" (critical B ≈ {critical:,.0f})" if np.isfinite(critical) else " (no critical B)"
-            draw_steps_vs_batch(ax, result, label=label, show_critical=show_critical, **style)
-            right.loglog(result.batch_sizes, effective_lr(result), ms=3.5, lw=1.4, **style)
-    ax.set_ylim(bottom=max(1.0, 0.5 * np.nanmin([sweep[m, p].steps.min() for m in methods for p in powers])))
-    ax.set_title(f"Steps to $\\mathbb{{E}}[L(\\theta_t)] \\leq {target:g}$ (stars: critical $B$)")
-    ax.legend(loc="lower left", fontsize=7.5)
-    right.set_xlabel("batch size $B$")
-    right.set_ylabel(r"tuned effective learning rate $\eta/(1-\beta)$")
-    right.set_title("Tuned learning rates")
+            draw_steps_vs_batch(ax, result, show_critical=show_critical, **style)
+            lower.loglog(result.batch_sizes, effective_lr(result), ms=3.5, lw=1.4, **style)
+    # one legend entry per method (colour, marker) and per power (line style), not per curve
+    for method in methods:
+        color = coordinate_color(METHODS.index(method))
+        ax.plot([], [], color=color, marker=MARKERS[method], ms=3.5, lw=1.6, label=method)
+    for p in powers:
+        ax.plot([], [], color="0.3", ls=LINESTYLES[p], lw=1.6, label=f"p = {p:g}")
+    ax.set_ylim(bottom=0.5, top=2.0 * max(sweep[m, p].steps[0] for m in methods for p in powers))
+    ax.set_xlabel("")
+    title = "stars: critical $B$" if show_critical else "tuned per batch size"
+    ax.set_title(f"Steps to $\\mathbb{{E}}[L(\\theta_t)] \\leq {target:g}$ ({title})")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    for axis in (ax.yaxis, lower.yaxis):
+        axis.set_major_locator(LogLocator(numticks=5))  # every other decade: fewer labels to lay out
+    lower.set_xlabel("batch size $B$")
+    lower.set_ylabel("tuned $\\eta/(1-\\beta)$")
+    lower.set_title("Tuned (effective) learning rate")
     return fig
 
 
 def batch_size_panels_figure(*, target: float = TARGET) -> Figure:
-    """Chapter 6: one panel per method, one curve per power ``p`` (colour), SGD at p = 0 in grey.
+    """Chapter 6: one panel per method (stacked), one curve per power ``p`` (colour).
 
-    Stars mark the critical batch sizes.
+    Plain SGD at ``p = 0`` is drawn as a wide grey line in every panel (for reference in the momentum
+    and EMA panels; under the ``p = 0`` curve in the first), the information-theoretic
+    lower bound (:func:`paper_bound`) as black dashes in all three, and stars mark the critical
+    batch sizes. One legend, to the right of the top panel, serves all three.
     """
     sweep = paper_sweep(target)
-    fig, axes = new_figure(3, width=13.0, height=4.4)
+    fig, axes = new_figure(nrows=3, height=8.4)
     reference = sweep["SGD", 0.0]
     for ax, method in zip(axes, METHODS, strict=True):
         for index, p in enumerate(PRECOND_POWERS):
-            style = {"color": coordinate_color(index), "ls": LINESTYLES[p], "marker": MARKERS[method]}
+            style = {"color": coordinate_color(index), "ls": LINESTYLES[p], "marker": "o"}
             draw_steps_vs_batch(ax, sweep[method, p], label=f"$p = {p:g}$", **style)
-        if method != "SGD":
-            ax.loglog(
-                reference.batch_sizes, reference.steps, color="0.55", lw=1, ls="-", label="SGD, $p = 0$"
-            )
-        ax.set_title(
-            {"SGD": "plain SGD", "momentum": "momentum (η, β tuned)", "EMA": "EMA (η, γ tuned)"}[method]
-        )
-        ax.legend(loc="lower left", fontsize=8)
+        grey = {"color": "0.55", "lw": 2.5, "alpha": 0.6, "zorder": 0}
+        ax.loglog(reference.batch_sizes, reference.steps, label="SGD, $p = 0$", **grey)
+        draw_information_bound(ax, target)
+        ax.set_title(TITLES[method])
+        ax.set_ylabel("tuned steps")
+        if method != METHODS[-1]:
+            ax.set_xlabel("")
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     top = max(np.nanmax(sweep[key].steps) for key in sweep)
-    bottom = min(np.nanmin(sweep[key].steps) for key in sweep)
     for ax in axes:
-        ax.set_ylim(0.5 * bottom, 2.0 * top)
+        ax.set_ylim(0.5, 2.0 * top)
     return fig

@@ -65,8 +65,10 @@ def ema_risk_figure(
 
     Solid lines: exact ``E[L(θ_t)]`` (SGD) and ``E[L(θ̃_t)]`` (EMA ``γ``); dashed: the right-hand
     side of Theorem 2; dots: the average of ``trials`` simulated runs (±2 s.e. band); dotted
-    horizontal lines: the two noise floors. The title says whether ``γ ≤ max_i |1 − η h_i|``
-    (SGD's slowest rate, ``1 − η h_d`` unless η is close to the stability limit) is kept.
+    horizontal lines: the two noise floors (legend below the axes). The title compares ``γ``
+    with SGD's slowest factor ``max_i |r_i|``, ``r_i = 1 − η h_i`` (``r_d`` unless η is close
+    to the stability limit): below it the EMA keeps SGD's rate with a constant lag, at
+    equality the lag grows like ``t²``, above it the bias decays like ``γ^t``.
     """
     problem = NQM(h, c, theta0=[1.0, 1.0])
     hyper = {"lr": lr, "batch_size": batch_size}
@@ -76,7 +78,7 @@ def ema_risk_figure(
     sgd_sim = simulate(problem, steps, trials=trials, seed=seed, **hyper)
     ema_sim = simulate(problem, steps, ema_decay=ema_decay, trials=trials, seed=seed + 1, **hyper)
 
-    fig, (ax,) = new_figure()
+    fig, (ax,) = new_figure(height=4.6)
     for name, exact, sim, gamma in (("sgd", sgd, sgd_sim, 0.0), ("ema", ema, ema_sim, ema_decay)):
         color = SCHEME_COLORS[name]
         label = "SGD, last iterate θₜ" if name == "sgd" else f"EMA of the iterates, γ = {gamma:.3g}"
@@ -91,13 +93,18 @@ def ema_risk_figure(
     ax.plot([], [], ls=":", lw=1.2, color="0.4", label="noise floors")
     label_risk_axes(ax)
     slowest = float(np.max(np.abs(sgd_rate(problem.h, lr=lr))))
-    verdict = "≤" if ema_decay <= slowest else ">"
-    effect = "keeps SGD's slowest rate" if ema_decay <= slowest else "bias decays like γᵗ, slower"
+    if np.isclose(ema_decay, slowest, rtol=1e-9, atol=0.0):
+        verdict, effect = "=", "SGD's slowest rate, but a lag that grows like t²"
+    elif ema_decay < slowest:
+        verdict, effect = "<", "keeps SGD's slowest rate, with a constant lag"
+    else:
+        verdict, effect = ">", "bias decays like γᵗ, slower than SGD"
     ax.set_title(
         f"η = {lr:.3g}, B = {batch_size}: γ = {ema_decay:.3g} {verdict} "
         f"maxᵢ |1 − ηhᵢ| = {slowest:.3g}\n({effect})"
     )
-    ax.legend(loc="upper right", fontsize=8)
+    # below the axes: with a large η the curves fill the whole plot area
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
     return fig
 
 
@@ -160,5 +167,5 @@ def averaging_figure(
     ax.set_title(
         f"η = {lr:.3g}, B = {batch_size}\nuniform average worse than last iterate {stretch} (shaded)"
     )
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right")
     return fig

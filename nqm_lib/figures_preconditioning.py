@@ -37,11 +37,11 @@ def preconditioned_risk_figure(
 ) -> Figure:
     """Chapter 5: per-coordinate risk of SGD with the preconditioner ``P = H^p``.
 
-    Left panel: exact ``E[ℓ_i(θ_t)]`` per coordinate and in total (solid), the mean of
+    Top panel: exact ``E[ℓ_i(θ_t)]`` per coordinate and in total (solid), the mean of
     ``trials`` seeded Monte Carlo runs (dots; ±2 s.e. band for the total), each coordinate's
     exact noise floor ``η c_i h_i^{−p} / (2B(2 − η h_i^{1−p}))`` (dotted), and plain SGD
     (``p = 0``) at the same ``η`` and ``B`` for comparison (dashed, when it is stable).
-    Right panel: the transformed problem that plain SGD solves with the same risk, curvatures
+    Bottom panel: the transformed problem that plain SGD solves with the same risk, curvatures
     ``h̃_i = h_i^{1−p}`` and noise ``c̃_i = h_i^{−p} c_i`` (rescaled coordinates
     ``φ = P^{1/2} θ``), next to the original ``h_i`` and ``c_i``, in each coordinate's colour.
 
@@ -57,7 +57,7 @@ def preconditioned_risk_figure(
     sgd_is_stable = lr < max_stable_lr(problem)
     sgd = risk_curve_per_coordinate(problem, steps, lr=lr, batch_size=batch_size) if sgd_is_stable else None
 
-    fig, (ax, bars) = new_figure(2, width=11.0, height=4.2)
+    fig, (ax, bars) = new_figure(nrows=2, height=7.4)
     plot_risk_by_coordinate(ax, problem.h, theory, floors, sim)
     if sgd is not None:
         ax.plot([], [], color="0.3", ls="--", lw=1, label="SGD (p = 0), same η, B")
@@ -68,7 +68,7 @@ def preconditioned_risk_figure(
     ax.set_title(f"p = {precond_power:g}, η = {lr:.3g}, B = {batch_size}; dotted: floors{note}")
     low, high = ax.get_ylim()
     ax.set_ylim(low, high * 30)  # headroom for the legend above the curves
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right", ncol=2)
 
     h_eff = problem.h ** (1.0 - precond_power)
     c_eff = problem.h ** (-precond_power) * problem.c
@@ -84,7 +84,7 @@ def preconditioned_risk_figure(
         offsets = np.arange(len(groups)) + (i - (problem.d - 1) / 2) * width
         heights = [values[i] for _, values in groups]
         drawn = bars.bar(offsets, heights, width=width, color=coordinate_color(i))
-        bars.bar_label(drawn, labels=[f"{value:.3g}" for value in heights], fontsize=7)
+        bars.bar_label(drawn, labels=[f"{value:.3g}" for value in heights])
     bars.set_xticks(np.arange(len(groups)), [label for label, _ in groups])
     bars.set_yscale("log")
     bars.set_ylabel("value (log scale)")

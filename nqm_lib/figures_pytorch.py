@@ -83,8 +83,9 @@ def minibatch_noise_figure(
     (per-example loss ``½ h (x − θ)²``, ``x ~ N(0, σ²)``), so the per-example gradients at
     ``θ`` are ``h (θ − x_n)``. Left: histograms of ``draws`` minibatch gradients for both
     sampling schemes, with the normal densities of the exact variances of
-    :func:`minibatch_noise_variance` and the full-batch gradient (dashed). Right: the exact
+    :func:`minibatch_noise_variance` and the full-batch gradient (dashed). Below: the exact
     variance against ``B`` for both schemes, and the measured variances at the chosen ``B``.
+    The two panels are stacked, so that the figure fits the text column (``FIGURE_WIDTH``).
     """
     batch_size = check_batch_size(batch_size)
     n_examples = _check_n_examples(n_examples)
@@ -98,7 +99,7 @@ def minibatch_noise_figure(
     full_gradient = gradients.mean()
     c = gradients.var()  # divisor N: the training set is the whole population
 
-    fig, (left, right) = new_figure(2, width=11.0, height=4.2)
+    fig, (left, right) = new_figure(nrows=2, height=6.6)
     schemes = [
         ("with replacement", True, coordinate_color(0)),
         ("without replacement", False, coordinate_color(1)),

@@ -43,13 +43,13 @@ COORDINATE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c
 #: Unicode subscript digits, for value-dependent labels drawn without mathtext (faster redraws).
 SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
-#: Widest figure of the book, in inches: the site's text column is about 690 CSS px at a
+#: Widest figure of the book in inches. The site's text column is about 690 CSS px wide at a
 #: 1280-px window, so a figure of this width at ``figure.dpi`` = 100 is shown at (nearly) its
 #: natural size. Wider content is stacked (``new_figure(nrows=…)``), never shrunk.
 FIGURE_WIDTH = 7.0
 
-#: Smallest font size of any text in a figure, in points (tick labels, legends, annotations).
-#: At 100 dpi shown at natural size that is 11 CSS px; the browser tests check ≥ 9 px.
+#: Smallest font size in points of any text in a figure (tick labels, legends, annotations).
+#: At 100 dpi shown at natural size that is 11 CSS px; the browser tests check at least 9 px.
 SMALLEST_FONT_SIZE = 8.0
 
 #: Matplotlib settings used by every figure of the book.

@@ -12,7 +12,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from nqm_lib import NQM, InstabilityError, simulate, steady_state_risk
+from nqm_lib import NQM, InstabilityError, risk_curve, simulate, steady_state_risk
 from nqm_lib.adaptive import (
     SGD,
     AdaGrad,
@@ -283,6 +283,50 @@ def test_local_nqm_predicts_the_sgd_noise_floor_on_least_squares_within_3_percen
     predicted = steady_state_risk(nqm, lr=0.05, batch_size=8)
     assert stderr < 0.008 * predicted  # so that a 3% error is several standard errors
     assert per_run.mean() == pytest.approx(predicted, rel=0.03)
+
+
+def test_claim_the_mean_of_100_runs_misses_the_local_nqm_floor_by_several_percent_at_batch_size_1():
+    """Chapter 8: at B = 1 (η = 0.01) one set of 100 runs is a noisy estimate of the floor (its gap
+    to the exact local-NQM risk over t = 400..500 has a standard deviation of several percent),
+    while the mean of 1000 runs agrees to 3%. Ten disjoint groups of 100 runs, seeded apart
+    from the chapter."""
+    problem = small_regression()
+    nqm = problem.local_nqm(SEED_THETA0)
+    exact = risk_curve(nqm, 500, lr=0.01, batch_size=1)[400:].mean()
+    path = run_optimizer(problem, SGD(0.01), SEED_THETA0, 500, batch_size=1, runs=1000, seed=21)
+    late = problem.excess_loss(path[400:])  # (101, 1000)
+    groups = late.reshape(101, 10, 100).mean(axis=(0, 2)) / exact - 1
+    assert late.mean() == pytest.approx(exact, rel=0.03)
+    assert 0.03 < groups.std(ddof=1) < 0.15
+    assert np.abs(groups).max() > 0.03  # a single set of 100 runs can miss by more than 3%
+
+
+def test_claim_the_notes_regression_comes_from_the_legacy_seed_and_ours_differs():
+    """Chapter 8: the notes' printed θ̂ = (1.4950, 0.9804) is their recipe with np.random.seed(42);
+    ``small_regression`` (default_rng(42)) gives another θ̂."""
+    rng = np.random.RandomState(42)
+    X = np.column_stack([np.ones(200), rng.randn(200)])
+    y = X @ np.array([1.45, 0.93]) + 0.5 * rng.randn(200)
+    notes = np.linalg.lstsq(X, y, rcond=None)[0]
+    np.testing.assert_allclose(notes, [1.4950, 0.9804], atol=5e-5)
+    assert np.abs(small_regression().solution - notes).max() > 0.03
+
+
+def test_claim_adagrad_has_no_constant_noise_floor_but_sgd_and_adam_do():
+    """Chapter 8: with η fixed, AdaGrad's loss keeps falling (its steps shrink like 1/√t),
+    SGD's stays flat and Adam's settles. Small regression, B = 8, 100 runs, 8000 steps."""
+    problem = small_regression()
+
+    def window_means(optimizer):
+        path = run_optimizer(problem, optimizer, SEED_THETA0, 8000, batch_size=8, runs=100, seed=5)
+        mean = problem.excess_loss(path).mean(axis=1)
+        return np.array([mean[a + 1 : 2 * a + 1].mean() for a in (1000, 2000, 4000)])
+
+    sgd, adagrad, adam = (window_means(o) for o in (SGD(0.05), AdaGrad(0.1), Adam(0.01)))
+    assert np.all(np.diff(adagrad) < 0) and adagrad[-1] < 0.85 * adagrad[0]  # keeps falling
+    assert np.all(np.abs(sgd / sgd[0] - 1) < 0.1)  # a floor
+    assert abs(adam[-1] / adam[-2] - 1) < 0.2  # a floor, reached late (v forgets slowly)
+    assert adagrad[-1] < 0.5 * sgd[-1]  # below SGD's floor at the same budget
 
 
 # ------------------------------------------------------------ seed 003's claims

@@ -20,13 +20,20 @@ from nqm_lib.batch_scaling import (
     PAPER_DECAYS,
     PAPER_LRS,
     PAPER_SGD_LRS,
+    SCHEDULE_PIECES,
     critical_batch_size,
+    information_bound_risk,
+    information_bound_steps,
+    optimal_piecewise_schedule,
+    piecewise_schedule_risk,
     risk_at_step,
+    scheduled_steps_to_target,
     steps_to_target,
     steps_to_target_grid,
     tuned_steps_to_target,
 )
 from nqm_lib.figures_batch_size import METHODS, paper_sweep, steps_vs_batch_figure
+from nqm_lib.schedules import schedule_risk_curve
 
 matplotlib.use("Agg")
 
@@ -284,6 +291,32 @@ def test_large_batch_limit_is_noise_free_gradient_descent():
     assert 1.0 <= paper_sweep()["SGD", 0.0].steps[-1] / deterministic < 1.001  # B = 2²⁰ is nearly there
 
 
+SAME_OPTIMISER_CASES = [(method, p) for method in METHODS for p in (0.0, 0.5)]
+
+
+@pytest.mark.parametrize(("method", "p"), SAME_OPTIMISER_CASES)
+def test_tuned_steps_approach_the_same_optimisers_noise_free_steps_from_above(method, p):
+    """prop-bs-monotone: S(B) ≥ the same optimiser's tuned steps with exact gradients (same grid)."""
+    noise_free = NQM(PAPER.h, 0.0 * PAPER.c, PAPER.theta0, counts=PAPER.counts)
+    grid = {"SGD": {}, "momentum": {"momenta": PAPER_DECAYS}, "EMA": {"ema_decays": PAPER_DECAYS}}[method]
+    exact = tuned_steps_to_target(noise_free, TARGET, [1], lrs=PAPER_LRS, precond_power=p, **grid).steps[0]
+    huge = tuned_steps_to_target(PAPER, TARGET, [2**40], lrs=PAPER_LRS, precond_power=p, **grid).steps[0]
+    steps = paper_sweep()[method, p].steps
+    assert huge == exact  # the limit B → ∞
+    assert np.all(steps >= exact)  # from above, at every batch size of the sweep
+    assert steps[-1] / exact < 1.01  # and B = 2²⁰ is within 1% of it
+
+
+def test_the_large_batch_floor_belongs_to_each_optimiser_not_to_gradient_descent():
+    """Momentum and preconditioning go far below noise-free GD's tuned steps at B = 2²⁰."""
+    noise_free = NQM(PAPER.h, 0.0 * PAPER.c, PAPER.theta0, counts=PAPER.counts)
+    gd = tuned_steps_to_target(noise_free, TARGET, [1], lrs=PAPER_LRS).steps[0]
+    sweep = paper_sweep()
+    assert np.all(sweep["SGD", 0.0].steps >= gd)  # plain SGD on the chapter's grid never beats GD
+    assert sweep["momentum", 0.0].steps[-1] < gd / 10
+    assert sweep["SGD", 0.5].steps[-1] < gd / 10
+
+
 def test_momentum_and_preconditioning_raise_the_critical_batch_size_and_ema_lowers_it():
     sweep = paper_sweep()
     critical = {key: critical_batch_size(result.batch_sizes, result.steps) for key, result in sweep.items()}
@@ -302,6 +335,17 @@ def test_critical_batch_size_of_the_mccandlish_model():
     steps = 1000.0 * (1.0 + b_noise / batches)
     assert critical_batch_size(batches, steps) == pytest.approx(1024.0, rel=1e-12)
     assert critical_batch_size(batches, 1000.0 / batches) == math.inf  # perfect scaling throughout
+
+
+@pytest.mark.parametrize(("b0", "b_noise", "factor"), [(4, 1000, 2.0), (500, 1000, 2.0), (16, 300, 3.0)])
+def test_critical_batch_size_is_b_noise_plus_twice_b0_in_the_mccandlish_model(b0, b_noise, factor):
+    """The docstring's relation (factor − 1) B_noise + factor B₀, i.e. B_noise + 2B₀ for factor 2."""
+    batches = np.geomspace(b0, 1e7, 4000)
+    steps = 1000.0 * (1.0 + b_noise / batches)
+    expected = (factor - 1.0) * b_noise + factor * b0
+    assert critical_batch_size(batches, steps, factor=factor) == pytest.approx(expected, rel=1e-5)
+    if b0 == 500:  # B₀ not small against B_noise: the critical batch size is far from B_noise
+        assert critical_batch_size(batches, steps) > 1.9 * b_noise
 
 
 # ---------------------------------------------------------------- results that say "not reached"
@@ -371,6 +415,174 @@ def test_single_search_rejects_bad_arguments_and_diverging_settings():
 def test_critical_batch_size_rejects_bad_arguments(batches, steps, factor, message):
     with pytest.raises(ValueError, match=message):
         critical_batch_size(batches, steps, factor=factor)
+
+
+# ---------------------------------------------------------------- the information-theoretic lower bound
+
+
+def kalman_second_moments(problem, batch_size, steps):
+    """E[θ_i(t)²] of SGD with the per-coordinate rates of the posterior mean (a Kalman filter).
+
+    Written from scratch: the posterior variance P of θ*_i after n examples obeys
+    1/P' = 1/P + B h_i²/c_i per step, the gain is k = P/(P + c_i/(B h_i²)) and the step
+    θ ← θ − (k/h_i) g is SGD with rate η_i = k/h_i; the recursion of chapter 2 then gives E[θ_i²].
+    """
+    variance = problem.theta0**2 * 1.0
+    moment = problem.theta0**2 * 1.0
+    moments = [moment.copy()]
+    for _ in range(steps):
+        observation_noise = problem.c / (batch_size * problem.h**2)
+        gain = variance / (variance + observation_noise)
+        rate = gain / problem.h
+        moment = (1.0 - rate * problem.h) ** 2 * moment + rate**2 * problem.c / batch_size
+        variance = 1.0 / (1.0 / variance + 1.0 / observation_noise)
+        moments.append(moment.copy())
+    return np.array(moments)
+
+
+def test_information_bound_is_attained_by_the_posterior_mean_in_every_coordinate():
+    problem = NQM([2.0, 0.5, 0.01], [0.3, 2.0, 0.05], theta0=[1.0, -2.0, 0.5], counts=[1, 3, 10])
+    batch = 3
+    moments = kalman_second_moments(problem, batch, 40)
+    risk = moments @ (0.5 * problem.h * problem.counts)
+    bound = information_bound_risk(problem, batch * np.arange(41))
+    np.testing.assert_allclose(bound, risk, rtol=1e-12)
+    # with C = H and θ(0)² = 1 the bound is ½ Σ h_i / (1 + n h_i), written out
+    n = 4 * 1000
+    explicit = 0.5 * np.sum(PAPER.counts * PAPER.h / (1.0 + n * PAPER.h))
+    assert information_bound_risk(PAPER, n) == pytest.approx(explicit, rel=1e-12)
+
+
+def test_information_bound_steps_are_the_first_step_whose_bound_reaches_the_target():
+    batches = 2 ** np.arange(0, 22, 3)
+    steps = information_bound_steps(PAPER, TARGET, batches)
+    for batch, t in zip(batches, steps, strict=True):
+        assert information_bound_risk(PAPER, t * batch) <= TARGET
+        assert t == 1 or information_bound_risk(PAPER, (t - 1) * batch) > TARGET
+    # the bound depends on t B only: perfect scaling, t = ceil(n*/B), down to one step
+    needed = steps[0] * batches[0]
+    assert np.all(steps == np.maximum(1, np.ceil(needed / batches)))
+    assert information_bound_steps(PAPER, 10.0, [4])[0] == 0  # the initial risk 4.7 is below 10
+
+
+def test_every_tuned_optimiser_needs_at_least_the_information_bound():
+    sweep = paper_sweep()
+    bound = information_bound_steps(PAPER, TARGET, sweep["SGD", 0.0].batch_sizes)
+    for result in sweep.values():
+        assert np.all(result.steps >= bound)
+
+
+# ---------------------------------------------------------------- optimised piecewise-constant schedules
+
+
+def test_piecewise_schedule_risk_equals_the_step_by_step_recursion():
+    rates = [1.5, 0.9, 0.3, 0.05, 0.01]  # η h_1 > 1 in the first piece
+    for steps in (0, 3, 23, 100):
+        lengths = [len(part) for part in np.array_split(np.arange(steps), len(rates))]
+        schedule = np.repeat(rates, lengths)
+        curve = schedule_risk_curve(TWO, schedule, batch_size=8) if steps else [TWO.initial_risk]
+        assert piecewise_schedule_risk(TWO, rates, steps, batch_size=8) == pytest.approx(curve[-1], rel=1e-11)
+
+
+def test_one_piece_schedule_is_the_best_constant_rate():
+    steps, batch = 50, 2
+    lrs = np.geomspace(1e-4, 1.9999, 20_000)
+    brute = min(piecewise_schedule_risk(TWO, [lr], steps, batch_size=batch) for lr in lrs)
+    found = optimal_piecewise_schedule(TWO, steps, batch_size=batch, pieces=1)
+    assert found.risk == pytest.approx(brute, rel=1e-6)
+
+
+def test_two_piece_schedule_on_one_coordinate_matches_brute_force():
+    one = NQM([1.0], [0.5], theta0=[1.0])
+    steps, batch = 30, 4
+    grid = np.geomspace(1e-3, 1.999, 400)
+    lengths = [15, 15]
+    # brute force over all pairs, vectorised with the closed form of one piece (written here)
+    def piece(moment, lr, length):
+        r2 = (1.0 - lr) ** 2
+        floor = lr * 0.5 / (batch * (2.0 - lr))
+        return floor + r2**length * (moment - floor)
+
+    moments = piece(piece(1.0, grid[:, None], lengths[0]), grid[None, :], lengths[1])
+    brute = 0.5 * moments.min()
+    found = optimal_piecewise_schedule(one, steps, batch_size=batch, pieces=2)
+    assert found.risk <= brute * (1 + 1e-9)
+    assert found.risk == pytest.approx(brute, rel=1e-3)
+
+
+def test_one_piece_per_step_on_one_coordinate_reaches_the_information_bound():
+    one = NQM([1.0], [0.5], theta0=[1.0])
+    found = optimal_piecewise_schedule(one, 20, batch_size=1, pieces=20)
+    assert found.risk == pytest.approx(information_bound_risk(one, 20), rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def scheduled():
+    return scheduled_steps_to_target(PAPER, TARGET, [4, 64, 4096, 2**20])
+
+
+def test_schedule_is_never_worse_than_the_best_constant_rate_nor_better_than_the_bound(scheduled):
+    assert np.all(scheduled.steps <= scheduled.constant_steps)
+    assert np.all(scheduled.constant_steps <= scheduled.grid_steps)
+    assert np.all(scheduled.steps >= scheduled.bound_steps)
+    grid = tuned_steps_to_target(PAPER, TARGET, scheduled.batch_sizes, lrs=PAPER_LRS)
+    np.testing.assert_array_equal(scheduled.grid_steps, grid.steps)
+
+
+def test_one_piece_search_finds_the_best_constant_rate_of_a_fine_grid(scheduled):
+    for k, (low, high) in ((0, (0.012, 0.02)), (3, (1.5, 1.99999))):
+        fine = np.geomspace(low, high, 3000)
+        brute = tuned_steps_to_target(PAPER, TARGET, [scheduled.batch_sizes[k]], lrs=fine).steps[0]
+        assert brute * (1 - 1e-3) <= scheduled.constant_steps[k] <= brute
+
+
+def test_optimised_schedule_reaches_the_target_in_the_step_by_step_recursion(scheduled):
+    for k in (2, 3):  # the batch sizes whose step counts are short enough to iterate
+        steps = int(scheduled.steps[k])
+        lengths = [len(part) for part in np.array_split(np.arange(steps), SCHEDULE_PIECES)]
+        schedule = np.repeat(scheduled.lrs[k], lengths)
+        curve = schedule_risk_curve(PAPER, schedule, batch_size=int(scheduled.batch_sizes[k]))
+        assert curve[-1] <= TARGET
+
+
+def test_schedule_gains_much_at_small_batch_sizes_and_little_at_large_ones(scheduled):
+    gain = scheduled.constant_steps / scheduled.steps
+    assert gain[0] > 5  # B = 4: more than five times fewer steps than the best constant rate
+    assert gain[-1] < 1.02  # B = 2²⁰: less than 2% fewer
+    assert scheduled.steps[0] / scheduled.bound_steps[0] < 2  # within a factor 2 of the bound at B = 4
+
+
+def test_schedule_search_cannot_go_one_step_lower_with_a_longer_search(scheduled, monkeypatch):
+    import nqm_lib.batch_scaling as batch_scaling
+
+    monkeypatch.setattr(batch_scaling, "_SWEEPS", 40)
+    monkeypatch.setattr(batch_scaling, "_CANDIDATES", 33)
+    for k in (0, 3):
+        shorter = int(scheduled.steps[k]) - 1
+        for start in (scheduled.lrs[k], np.full(SCHEDULE_PIECES, scheduled.constant_lr[k])):
+            found = optimal_piecewise_schedule(
+                PAPER, shorter, batch_size=int(scheduled.batch_sizes[k]), start=start
+            )
+            assert found.risk > TARGET
+
+
+def test_schedule_functions_reject_bad_arguments():
+    with pytest.raises(ValueError, match="pieces must be an integer >= 1, got 0"):
+        optimal_piecewise_schedule(TWO, 10, pieces=0)
+    with pytest.raises(ValueError, match=r"start must hold one rate per piece \(3\), got 2"):
+        optimal_piecewise_schedule(TWO, 10, pieces=3, start=[0.1, 0.2])
+    with pytest.raises(InstabilityError, match="keep every rate <"):
+        piecewise_schedule_risk(TWO, [0.5, 2.5], 10)
+    with pytest.raises(ValueError, match="lrs must be a finite number > 0"):
+        piecewise_schedule_risk(TWO, [0.5, -0.1], 10)
+    with pytest.raises(ValueError, match="steps must be an integer >= 0"):
+        piecewise_schedule_risk(TWO, [0.5], -1)
+    with pytest.raises(ValueError, match="target must be a finite number > 0"):
+        scheduled_steps_to_target(TWO, 0.0, [4])
+    with pytest.raises(ValueError, match="samples must be finite numbers >= 0"):
+        information_bound_risk(TWO, -1.0)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        information_bound_steps(TWO, 0.01, [0])
 
 
 # ---------------------------------------------------------------- the chapter's interactive figure

@@ -242,6 +242,33 @@ def test_claim_gamma_below_one_minus_lr_h_min_keeps_the_sgd_rate():
         assert ema[t2] / sgd[t2] > 100 * ema[t1] / sgd[t1]
 
 
+def test_claim_constant_lag_needs_gamma_strictly_below_r_d():
+    """Chapter 4: γ < r_d = 1 − η h_d keeps SGD's rate with a bounded lag; at γ = r_d it grows ∝ t²."""
+    r_d = 1.0 - LR * WORKED.h[1]  # 0.98 (in floating point exactly the literal 0.98)
+    assert r_d == 0.98
+    steps = 6000
+    t = np.arange(steps + 1)
+    sgd = risk_curve(NOISE_FREE, steps, lr=LR)
+    initial = 0.5 * WORKED.h * WORKED.theta0**2
+    stiff_over_flat = initial[0] / initial[1]  # 50; the stiff coordinate's r_1 = 0
+    # γ < r_d: ratio EMA / SGD = (m_d(t)/r_d^t)² + (γ/r_d)^{2t} ℓ_1/ℓ_d with m_d(t)/r_d^t moving
+    # monotonically from 1 to A = (1−γ) r_d / (r_d − γ): bounded by A² + ℓ_1/ℓ_d, tending to A²
+    for gamma in [0.5, 0.9, 0.97, 0.979]:
+        ratio = risk_curve(NOISE_FREE, steps, lr=LR, ema_decay=gamma)[1:] / sgd[1:]
+        limit = ((1 - gamma) * r_d / (r_d - gamma)) ** 2
+        assert np.all(ratio <= (limit + stiff_over_flat) * (1 + 1e-9))
+        assert ratio[-1] == pytest.approx(limit, rel=1e-2)
+    # near the boundary the bounded lag is large: A² ≈ 424 at γ = 0.979
+    assert ((1 - 0.979) * r_d / (r_d - 0.979)) ** 2 > 400
+    # γ = r_d: mean r_d^t (1 + (1−γ) t), so the ratio is (1 + (1−γ) t)² + ℓ_1/ℓ_d, growing like t²
+    ratio = risk_curve(NOISE_FREE, steps, lr=LR, ema_decay=r_d) / sgd
+    # (from t = 1: at t = 0 the stiff coordinate, removed by SGD in one step, is still in both)
+    np.testing.assert_allclose(ratio[1:], (1 + (1 - r_d) * t[1:]) ** 2 + stiff_over_flat, rtol=1e-9)
+    assert ratio[1500] == pytest.approx(1011.0, rel=1e-9)  # chapter 4 quotes "1,011 at t = 1500"
+    assert ratio[6000] / ratio[3000] == pytest.approx(4.0, rel=0.03)
+    assert ratio[6000] / 6000**2 == pytest.approx((1 - r_d) ** 2, rel=0.03)
+
+
 def test_claim_uniform_averaging_from_start_keeps_bias_longer():
     steps = 1200
     # 1. Without noise the uniform average is worse than the last iterate at every t >= 1:
@@ -426,7 +453,10 @@ def test_ema_risk_figure_plots_exact_sgd_ema_bound_floors_and_monte_carlo(values
     dots = [line for line in ax.lines if line.get_marker() == "o" and len(line.get_xdata()) > 0]
     assert len(dots) == 2
     slowest = max(abs(1 - x))
-    assert ("keeps SGD's slowest rate" in ax.get_title()) == (gamma <= slowest)
+    title = ax.get_title()
+    assert ("with a constant lag" in title) == (gamma < slowest - 1e-12)
+    assert ("a lag that grows like t²" in title) == (abs(gamma - slowest) < 1e-12)  # γ = r_2 = 0.98
+    assert ("slower than SGD" in title) == (gamma > slowest + 1e-12)
     assert len(ax.get_legend().get_texts()) == 5
 
 

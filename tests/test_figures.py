@@ -263,7 +263,7 @@ def test_new_figure_draws_into_the_target_figure_only_inside_drawing_into():
 def test_risk_axes_get_few_round_step_ticks_unless_the_step_axis_is_logarithmic():
     from nqm_lib.plotting import label_risk_axes, new_figure
 
-    fig, (linear, logarithmic) = new_figure(2, width=12.0)
+    fig, (linear, logarithmic) = new_figure(2)
     linear.plot([0, 400], [1.0, 0.1])
     logarithmic.loglog([1, 400], [1.0, 0.1])
     label_risk_axes(linear)

@@ -393,3 +393,63 @@ def test_preconditioned_risk_figure_in_explorer_shows_the_message_instead_of_dat
     assert len(ax.lines) == 0 and len(ax.patches) == 0 and len(ax.collections) == 0
     assert "unstable" in ax.texts[0].get_text()
     assert len(explorer.figure(lr=0.1).axes) == 2
+
+
+# ---------------------------------------------------------------- the best power and B
+
+
+def risk_at_budget(problem, p, batch_size, eta, budget=1000):
+    """E[L(θ_T)] for each learning rate of the 1-D array ``eta``, written out from the closed
+    form of plain SGD on the transformed problem: factor r = 1 − η h^{1−p}, floor
+    η c h^{−p} / (2B(2 − η h^{1−p})), initial risk ½ h θ(0)²."""
+    h = problem.h
+    eta = np.asarray(eta)[:, None]
+    r2t = (1.0 - eta * h ** (1.0 - p)) ** (2 * budget)
+    floor = eta * problem.c * h**-p / (2.0 * batch_size * (2.0 - eta * h ** (1.0 - p)))
+    initial = 0.5 * h * problem.theta0**2
+    return ((r2t * initial + (1.0 - r2t) * floor) * problem.counts).sum(axis=1)
+
+
+def tuned_risk_at_budget(problem, p, batch_size):
+    """min over every stable η of E[L(θ_T)]: η = limit/(1 + e^{−x}) on 400 values of x from
+    1e-4 to 1 − 1e-6 of the stability limit, refined once on 400 values around the best."""
+    limit = 2.0 / problem.h.max() ** (1.0 - p)
+    x = np.linspace(np.log(1e-4), np.log(1e6), 400)
+    for _ in range(2):
+        risk = risk_at_budget(problem, p, batch_size, limit / (1.0 + np.exp(-x)))
+        k = int(np.argmin(risk))
+        value = risk[k]
+        x = np.linspace(x[max(k - 1, 0)], x[min(k + 1, x.size - 1)], 400)
+    return value
+
+
+POWERS = np.linspace(0.0, 1.0, 51)
+BATCH_SIZES = [int(b) for b in 2 ** np.arange(0, 17, 2)]
+
+
+def test_claim_best_power_never_decreases_as_the_batch_size_grows():
+    """Chapter 5: on the paper's problem with T = 1000 and η tuned exactly, best p rises with B."""
+    paper = NQM.paper_spectrum()
+    assert risk_at_budget(paper, 0.5, 16, [0.07])[0] == pytest.approx(
+        risk_curve(paper, 1000, lr=0.07, batch_size=16, precond_power=0.5)[-1], rel=1e-10
+    )  # the closed form written here is the exact risk
+    best_power = []
+    for b in BATCH_SIZES:
+        risk = [tuned_risk_at_budget(paper, p, b) for p in POWERS]
+        best_power.append(POWERS[int(np.argmin(risk))])
+    assert np.all(np.diff(best_power) >= 0), best_power
+    assert best_power[0] == pytest.approx(0.5)  # B = 1: Adam's power
+    assert 0.85 <= best_power[-1] < 1.0  # B = 65536: close to, but below, Newton's method
+
+
+def test_claim_a_30_point_learning_rate_grid_makes_the_best_power_go_up_and_down():
+    """Chapter 5: with η only on 30 geometric points up to 0.99 of the limit, best p is not monotone."""
+    paper = NQM.paper_spectrum()
+    best_power = []
+    for b in BATCH_SIZES:
+        coarse = [
+            risk_at_budget(paper, p, b, np.geomspace(1e-4, 0.99, 30) * 2.0 / paper.h.max() ** (1.0 - p)).min()
+            for p in POWERS
+        ]
+        best_power.append(POWERS[int(np.argmin(coarse))])
+    assert np.any(np.diff(best_power) < 0), best_power

@@ -2,6 +2,8 @@
 the paper's spectrum ``h_i = 1/i`` (binned by rounding down onto a geometric grid).
 """
 
+import math
+
 import numpy as np
 import pytest
 
@@ -162,3 +164,83 @@ def test_plain_problem_has_no_sigma():
 def test_repr_mentions_dimension_and_condition_number():
     text = repr(NQM.paper_spectrum(d=100, bins=10))
     assert "dimension=100" in text and "κ=100" in text
+
+
+# ---------------------------------------------------------------- chapter 1's claims about the paper spectrum
+
+
+def test_claim_rounding_the_paper_spectrum_down_lowers_the_initial_risk_by_3_9_percent(paper, grid):
+    # exact: L(θ(0)) = ½ Σ_i 1/i = ½ H_D, the harmonic number (≈ ½ (ln D + Euler's γ + 1/(2D)))
+    exact = 0.5 * math.fsum(1.0 / i for i in range(1, D + 1))
+    assert exact == pytest.approx(0.5 * (math.log(D) + 0.5772156649 + 1 / (2 * D)), rel=1e-8)
+    assert NQM.paper_spectrum(d=D, bins=None).initial_risk == pytest.approx(exact, rel=1e-12)
+    # rounded: every 1/i replaced by the largest grid value below it (brute force, no searchsorted)
+    one_over_i = 1.0 / np.arange(1, D + 1)
+    rounded = np.where(grid[None, :] <= one_over_i[:, None], grid[None, :], -np.inf).max(axis=1)
+    assert paper.initial_risk == pytest.approx(0.5 * math.fsum(rounded), rel=1e-12)
+    drop = 1.0 - paper.initial_risk / exact
+    assert drop == pytest.approx(0.039, abs=0.0005)  # chapter 1: "by 3.9%"
+
+
+def test_claim_merging_equal_curvatures_is_lossless_and_119_times_cheaper(paper):
+    assert paper.d == 84 and D / paper.d == pytest.approx(119, abs=0.5)
+    repeats = paper.counts.astype(int)
+    unmerged = NQM(np.repeat(paper.h, repeats), np.repeat(paper.c, repeats))
+    exact = NQM.paper_spectrum(d=D, bins=None)
+    settings = [{"lr": 1.0}, {"lr": 0.5, "batch_size": 100, "momentum": 0.9}, {"lr": 1.0, "ema_decay": 0.99}]
+    for hyper in settings:
+        merged_risk = risk_curve(paper, 100, **hyper)
+        np.testing.assert_allclose(merged_risk, risk_curve(unmerged, 100, **hyper), rtol=1e-12)
+        # rounding, by contrast, changes the risk by a few per cent (3.6% at t = 100 for SGD, η = 1)
+        assert np.all(risk_curve(exact, 100, **hyper)[1:] > 1.02 * merged_risk[1:])
+
+
+def _full_matrix_risk(H, C, theta0, steps, *, lr, momentum=0.0, batch_size=1):
+    """E[L(θ_t)] of heavy-ball SGD on ½ θᵀHθ with noise covariance C/B, for full matrices H and C.
+
+    State x = (θ, v): v ← βv + Hθ + ε, θ ← θ − ηv, so x ← A x + b ε with A and b below, and
+    S = E[x xᵀ] follows S ← A S Aᵀ + b (C/B) bᵀ exactly. Independent of nqm_lib's diagonal theory.
+    """
+    d = H.shape[0]
+    eye = np.eye(d)
+    A = np.block([[eye - lr * H, -lr * momentum * eye], [H, momentum * eye]])
+    b = np.vstack([-lr * eye, eye])
+    x0 = np.concatenate([theta0, np.zeros(d)])
+    S = np.outer(x0, x0)
+    noise = b @ (C / batch_size) @ b.T
+    risks = [0.5 * np.trace(H @ S[:d, :d])]
+    for _ in range(steps):
+        S = A @ S @ A.T + noise
+        risks.append(0.5 * np.trace(H @ S[:d, :d]))
+    return np.array(risks), S[:d, :d]
+
+
+@pytest.mark.parametrize(("lr", "momentum", "batch_size"), [(0.3, 0.0, 1), (0.1, 0.9, 4), (0.05, 0.5, 1)])
+def test_claim_risk_depends_on_noise_covariance_only_through_its_diagonal_in_the_eigenbasis(
+    lr, momentum, batch_size
+):
+    # chapter 1, exercise ex-nqm-rotation: sharing eigenvectors is more than the risk results need
+    rng = np.random.default_rng(7)
+    Q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    h = np.array([3.0, 1.0, 0.5, 0.2])
+    c = np.array([2.0, 1.0, 0.8, 0.5])
+    theta0 = np.array([1.0, -1.0, 0.5, 2.0])
+    H = Q @ np.diag(h) @ Q.T
+    coupling = 0.25 * np.array([[0, 1, -1, 1], [1, 0, 1, 0.5], [-1, 1, 0, 1], [1, 0.5, 1, 0]])
+    shared = Q @ np.diag(c) @ Q.T
+    coupled = Q @ (np.diag(c) + coupling) @ Q.T
+    assert np.linalg.eigvalsh(coupled).min() > 0.0, "a valid covariance"
+    np.testing.assert_allclose(np.diag(Q.T @ coupled @ Q), c, rtol=1e-12)
+    hyper = {"lr": lr, "momentum": momentum, "batch_size": batch_size}
+    risk_shared, M_shared = _full_matrix_risk(H, shared, theta0, 300, **hyper)
+    risk_coupled, M_coupled = _full_matrix_risk(H, coupled, theta0, 300, **hyper)
+    np.testing.assert_allclose(risk_coupled, risk_shared, rtol=1e-10)
+    diagonal = risk_curve(NQM(h, c, theta0=Q.T @ theta0), 300, **hyper)
+    np.testing.assert_allclose(risk_shared, diagonal, rtol=1e-10)
+    # the second moments themselves differ: the coupled noise correlates the rotated coordinates
+    off_diagonal = lambda M: (Q.T @ M @ Q)[~np.eye(4, dtype=bool)]  # noqa: E731
+    assert np.max(np.abs(off_diagonal(M_coupled))) > 1e-3
+    assert np.max(np.abs(off_diagonal(M_coupled) - off_diagonal(M_shared))) > 1e-3
+    # and a C whose rotated diagonal differs changes the risk
+    other = Q @ (np.diag(c * [1.0, 1.0, 1.0, 1.2]) + coupling) @ Q.T
+    assert _full_matrix_risk(H, other, theta0, 300, **hyper)[0][-1] > 1.01 * risk_shared[-1]

@@ -6,20 +6,33 @@
 - ``weight_decay=λ`` is the curvature shift ``h → h + λ`` (draw by draw, and against exact theory);
 - the finite-population variance ``(c/B)(N − B)/(N − 1)`` (exact enumeration and ``randperm``);
 - the fraction of distinct examples per epoch: 1 for ``DataLoader(shuffle=True)``,
-  ``1 − (1 − 1/N)^N`` for ``RandomSampler(replacement=True)``.
+  ``1 − (1 − 1/N)^N`` for ``RandomSampler(replacement=True)``; the default ``shuffle=False``
+  serves the same order every epoch;
+- the practice of chapter 7: a forgotten ``zero_grad()`` is momentum 1 for plain SGD only;
+  ``Adam(weight_decay)`` is L2 in the loss, ``AdamW`` decoupled decay (from θ = 2 with zero
+  loss gradient: ``2(1 − ηλ)`` against about ``2 − η``); ``SequentialLR(LinearLR,
+  CosineAnnealingLR)`` is ``cosine_schedule(warmup=)``, and ``CosineAnnealingLR`` climbs back
+  to ``η_0`` at ``2 T_max``; clipping, parameter groups, ``.grad = None`` skipping the update;
+  a resumed run equals the uninterrupted one bit for bit with all five states (and not with
+  four); seeded workers; the weight-decay exercise (cost per unit ``θ*²`` peaks at ``h = λ``,
+  coordinate 4 pays 56% and 81%).
 
 Monte Carlo comparisons allow 4 standard errors, with enough samples that 4 standard errors
 are below 3% of the compared quantity.
 """
 
+import io
 import itertools
+import multiprocessing
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset, get_worker_info
 
 from nqm_lib import (
     NQM,
@@ -30,6 +43,7 @@ from nqm_lib import (
     trajectory_risk,
 )
 from nqm_lib.figures_pytorch import minibatch_noise_figure, minibatch_noise_variance
+from nqm_lib.schedules import cosine_schedule
 from nqm_lib.torch_nqm import (
     TorchNQM,
     minibatch_stream,
@@ -314,3 +328,380 @@ def test_minibatch_noise_figure_draws_both_schemes(values):
 def test_minibatch_noise_figure_rejects_a_batch_larger_than_the_training_set():
     with pytest.raises(ValueError, match="batch_size"):
         minibatch_noise_figure(batch_size=65, n_examples=64)
+
+
+# ---------------------------------------------------------------- PyTorch practice (chapter 7)
+
+
+def _regression(n=40, d=3, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    noise = torch.randn(n, generator=generator, dtype=torch.float64)
+    y = x @ torch.arange(1.0, d + 1, dtype=torch.float64) + 0.5 * noise
+    return x, y
+
+
+def _sgd_risks(x, y, *, zero_grad, momentum=0.0, weight_decay=0.0, steps=60, lr=0.05, batch_size=5):
+    w = torch.nn.Parameter(torch.zeros(x.shape[1], dtype=torch.float64))
+    optimizer = torch.optim.SGD([w], lr=lr, momentum=momentum, weight_decay=weight_decay)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))
+    trajectory = []
+    for t in range(steps):
+        index = order[(t * batch_size) % len(x) :][:batch_size]
+        if zero_grad:
+            optimizer.zero_grad()
+        (0.5 * (x[index] @ w - y[index]) ** 2).mean().backward()
+        optimizer.step()
+        trajectory.append(w.detach().clone())
+    return torch.stack(trajectory)
+
+
+def test_forgotten_zero_grad_is_momentum_one_for_plain_sgd_only():
+    x, y = _regression()
+    forgotten = _sgd_risks(x, y, zero_grad=False)
+    momentum_one = _sgd_risks(x, y, zero_grad=True, momentum=1.0)
+    torch.testing.assert_close(forgotten, momentum_one, rtol=1e-12, atol=1e-14)
+    # with weight decay or momentum the identity fails, and not by rounding
+    for option in ({"weight_decay": 0.1}, {"momentum": 0.5}):
+        forgotten = _sgd_risks(x, y, zero_grad=False, **option)
+        beta_one = _sgd_risks(x, y, zero_grad=True, **{**option, "momentum": 1.0})
+        assert (forgotten - beta_one).abs().max() > 1e-3 * beta_one.abs().max()
+
+
+def test_dataloader_default_serves_the_same_order_every_epoch():
+    n = 30
+    loader = DataLoader(TensorDataset(torch.arange(n)), batch_size=7)  # shuffle=False by default
+    for _ in range(3):
+        assert torch.equal(torch.cat([batch for (batch,) in loader]), torch.arange(n))
+
+
+@pytest.mark.parametrize("lam", [0.01, 0.1, 1.0])
+def test_adamw_decays_to_2_1_minus_lr_lambda_while_adam_weight_decay_moves_about_lr_from_2(lam):
+    lr = 0.01
+    moved = {}
+    for optimizer_class in (torch.optim.Adam, torch.optim.AdamW):
+        theta = torch.nn.Parameter(torch.tensor([2.0], dtype=torch.float64))
+        optimizer = optimizer_class([theta], lr=lr, weight_decay=lam)
+        theta.grad = torch.zeros(1, dtype=torch.float64)  # zero loss gradient
+        optimizer.step()
+        moved[optimizer_class] = theta.item()
+    assert moved[torch.optim.AdamW] == pytest.approx(2 * (1 - lr * lam), rel=1e-14)
+    # Adam's step on the penalty gradient 2λ is lr · 2λ/(2λ + ε) ≈ lr, whatever λ is
+    assert moved[torch.optim.Adam] == pytest.approx(2 - lr * 2 * lam / (2 * lam + 1e-8), rel=1e-12)
+    assert abs(moved[torch.optim.Adam] - (2 - lr)) < 1e-8
+
+
+def test_adam_weight_decay_is_l2_in_the_loss_and_adamw_is_decoupled_decay():
+    x, y = _regression()
+    lam, lr = 0.3, 0.05
+
+    def run(kind):
+        w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+        optimizer_class = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+        optimizer = optimizer_class([w], lr=lr, weight_decay=lam if kind in ("adam", "adamw") else 0.0)
+        for xb, yb in zip(x.split(5), y.split(5), strict=True):
+            optimizer.zero_grad()
+            loss = 0.5 * ((xb @ w - yb) ** 2).mean()
+            if kind == "l2":
+                loss = loss + 0.5 * lam * (w**2).sum()
+            loss.backward()
+            if kind == "decoupled by hand":
+                with torch.no_grad():
+                    w.mul_(1 - lr * lam)
+            optimizer.step()
+        return w.detach()
+
+    torch.testing.assert_close(run("adam"), run("l2"), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(run("adamw"), run("decoupled by hand"), rtol=1e-12, atol=1e-14)
+    assert (run("adamw") - run("adam")).abs().max() > 1e-3
+
+
+def _rates(make_scheduler, steps, lr=0.1):
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    scheduler = make_scheduler(optimizer)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return np.array(rates)
+
+
+@pytest.mark.parametrize(("steps", "warmup", "final_lr"), [(100, 10, 1e-3), (37, 1, 0.0), (50, 2, 0.01)])
+def test_sequential_lr_linear_warmup_then_cosine_equals_cosine_schedule_with_warmup(steps, warmup, final_lr):
+    lr = 0.1
+    rates = _rates(
+        lambda o: SequentialLR(
+            o,
+            [
+                LinearLR(o, start_factor=1 / warmup, total_iters=max(warmup - 1, 1)),
+                CosineAnnealingLR(o, T_max=steps - warmup, eta_min=final_lr),
+            ],
+            milestones=[warmup],
+        ),
+        steps,
+        lr,
+    )
+    # the formula written out independently: η0 (t + 1)/W, then the cosine over the rest
+    t = np.arange(steps)
+    expected = np.where(
+        t < warmup,
+        lr * (t + 1) / warmup,
+        final_lr + 0.5 * (lr - final_lr) * (1 + np.cos(np.pi * (t - warmup) / (steps - warmup))),
+    )
+    np.testing.assert_allclose(rates, expected, rtol=1e-12, atol=1e-15)
+    library = cosine_schedule(steps, lr, warmup=warmup, final_lr=final_lr)
+    np.testing.assert_allclose(library, expected, rtol=1e-12)
+
+
+def test_cosine_annealing_lr_rises_again_past_t_max_back_to_lr_at_twice_t_max():
+    t_max, lr, eta_min = 40, 0.1, 1e-3
+    rates = _rates(lambda o: CosineAnnealingLR(o, T_max=t_max, eta_min=eta_min), 3 * t_max + 1, lr)
+    t = np.arange(rates.size)
+    np.testing.assert_allclose(
+        rates, eta_min + 0.5 * (lr - eta_min) * (1 + np.cos(np.pi * t / t_max)), rtol=1e-10, atol=1e-15
+    )
+    assert rates[t_max] == pytest.approx(eta_min, rel=1e-10)
+    assert np.all(np.diff(rates[t_max : 2 * t_max + 1]) > 0)  # climbing after T_max
+    assert rates[2 * t_max] == pytest.approx(lr, rel=1e-10)
+
+
+def test_clip_grad_norm_between_backward_and_step_scales_the_step_to_max_norm():
+    x, y = _regression()
+    w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    optimizer = torch.optim.SGD([w, b], lr=0.05)
+    (0.5 * ((x @ w + b - y) ** 2).mean()).backward()
+    gradient = torch.cat([w.grad, b.grad])
+    norm = torch.nn.utils.clip_grad_norm_([w, b], max_norm=1.0)
+    assert norm.item() == pytest.approx(gradient.norm().item(), rel=1e-12) and norm.item() > 1
+    clipped = torch.cat([w.grad, b.grad])
+    assert clipped.norm().item() == pytest.approx(1.0, rel=1e-6)  # jointly, over all parameters
+    torch.testing.assert_close(clipped, gradient / gradient.norm(), rtol=1e-6, atol=0)
+    optimizer.step()
+    torch.testing.assert_close(torch.cat([w, b]).detach(), -0.05 * clipped, rtol=1e-12, atol=0)
+    # a gradient below max_norm is left alone
+    w.grad = torch.full((3,), 0.1, dtype=torch.float64)
+    b.grad = torch.zeros(1, dtype=torch.float64)
+    torch.nn.utils.clip_grad_norm_([w, b], max_norm=1.0)
+    assert torch.equal(w.grad, torch.full((3,), 0.1, dtype=torch.float64))
+
+
+def test_parameter_groups_decay_the_weights_but_not_the_biases():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2).double()
+    lr, lam = 0.5, 0.1
+    optimizer = torch.optim.SGD(
+        [
+            {"params": [p for p in net.parameters() if p.ndim > 1], "weight_decay": lam},
+            {"params": [p for p in net.parameters() if p.ndim <= 1], "weight_decay": 0.0},
+        ],
+        lr=lr,
+    )
+    weight, bias = net.weight.detach().clone(), net.bias.detach().clone()
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    torch.testing.assert_close(net.weight.detach(), (1 - lr * lam) * weight, rtol=1e-14, atol=0)
+    assert torch.equal(net.bias.detach(), bias)
+
+
+@pytest.mark.parametrize("optimizer_class", [torch.optim.SGD, torch.optim.AdamW])
+def test_a_parameter_whose_grad_is_none_skips_momentum_and_weight_decay(optimizer_class):
+    kwargs = {"lr": 0.1, "weight_decay": 0.1}
+    if optimizer_class is torch.optim.SGD:
+        kwargs["momentum"] = 0.9
+    moved = {}
+    for set_to_none in (True, False):
+        used = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+        unused = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+        optimizer = optimizer_class([used, unused], **kwargs)
+        (used**2 + unused**2).sum().backward()
+        optimizer.step()
+        after_first = unused.item()
+        for _ in range(5):
+            optimizer.zero_grad(set_to_none=set_to_none)
+            (used**2).sum().backward()
+            optimizer.step()
+        assert (unused.grad is None) == set_to_none
+        moved[set_to_none] = abs(unused.item() - after_first)
+    assert moved[True] == 0.0  # skipped: no momentum, no weight decay
+    assert moved[False] > 0.01  # zeros are a gradient: momentum and decay still act
+
+
+# ---------------------------------------------------------------- checkpoints and workers
+
+
+def _build_run(train_set, seed, epochs):
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(train_set.tensors[0].shape[1], 1).double()
+    optimizer = torch.optim.SGD(
+        [{"params": [model.weight], "weight_decay": 1e-3}, {"params": [model.bias], "weight_decay": 0.0}],
+        lr=0.05,
+        momentum=0.9,
+    )
+    scheduler = CosineAnnealingLR(optimizer, T_max=epochs, eta_min=1e-3)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+    ema.update_parameters(model)
+    loader = DataLoader(train_set, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    return model, optimizer, scheduler, ema, loader
+
+
+def _train(run, epochs):
+    model, optimizer, scheduler, ema, loader = run
+    for _ in range(epochs):
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(xb), yb).backward()
+            optimizer.step()
+            ema.update_parameters(model)
+        scheduler.step()
+
+
+STATES = ("model", "optimizer", "scheduler", "ema", "data order")
+
+
+def _checkpoint(run):
+    model, optimizer, scheduler, ema, loader = run
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "ema": ema.state_dict(),
+        "data order": loader.generator.get_state(),
+    }
+
+
+def _restore(state, run, skip=None):
+    model, optimizer, scheduler, ema, loader = run
+    loaders = {
+        "model": model.load_state_dict,
+        "optimizer": optimizer.load_state_dict,
+        "scheduler": scheduler.load_state_dict,
+        "ema": ema.load_state_dict,
+        "data order": loader.generator.set_state,
+    }
+    for name, load in loaders.items():
+        if name != skip:
+            load(state[name])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run():
+    x, y = _regression(n=40)
+    train_set = TensorDataset(x, y.unsqueeze(-1))
+    run = _build_run(train_set, seed=3, epochs=6)
+    _train(run, 6)
+    return train_set, run
+
+
+@pytest.mark.parametrize("skip", [None, *STATES])
+def test_resumed_run_from_state_dicts_equals_the_uninterrupted_one_exactly_and_needs_all_five(
+    uninterrupted_run, skip
+):
+    train_set, (model, _, _, ema, _) = uninterrupted_run
+    first = _build_run(train_set, seed=3, epochs=6)
+    _train(first, 3)
+    file = io.BytesIO()
+    torch.save(_checkpoint(first), file)
+    file.seek(0)
+    resumed = _build_run(train_set, seed=7, epochs=6)  # other weights, other data order
+    _restore(torch.load(file), resumed, skip=skip)
+    _train(resumed, 3)
+    same = all(map(torch.equal, model.parameters(), resumed[0].parameters())) and all(
+        map(torch.equal, ema.parameters(), resumed[3].parameters())
+    )
+    assert same == (skip is None)
+
+
+class _NoisyIndices(Dataset):
+    """Each read returns noise from a generator object the dataset holds (an augmentation)."""
+
+    def __init__(self, n):
+        self.n, self.rng = n, np.random.default_rng(0)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, index):
+        return torch.from_numpy(self.rng.normal(size=2))
+
+
+def _reseed(worker_id):
+    info = get_worker_info()
+    info.dataset.rng = np.random.default_rng(info.seed)
+
+
+def _noise(worker_init_fn, epochs, seed=0):
+    loader = DataLoader(
+        _NoisyIndices(8),
+        batch_size=2,
+        shuffle=True,
+        num_workers=2,
+        multiprocessing_context="fork",
+        worker_init_fn=worker_init_fn,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return [list(loader) for _ in range(epochs)]
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_dataloader_workers_duplicate_a_dataset_generator_unless_worker_init_fn_reseeds_it():
+    (first, second), (again,) = _noise(None, 2), _noise(None, 1)
+    assert torch.equal(first[0], first[1])  # workers 0 and 1 start from the same copy
+    assert torch.equal(first[0], second[0])  # and again in every epoch
+    (first, second), (again,) = _noise(_reseed, 2), _noise(_reseed, 1)
+    assert not torch.equal(first[0], first[1])
+    assert not torch.equal(first[0], second[0])
+    assert all(map(torch.equal, first, again))  # reproducible from the loader's generator
+    (other,) = _noise(_reseed, 1, seed=1)
+    assert not torch.equal(first[0], other[0])
+
+
+# ---------------------------------------------------------------- the weight-decay exercise
+
+
+def test_weight_decay_bias_cost_per_unit_theta_star_squared_peaks_at_h_equal_lambda():
+    for lam in (0.01, 0.1, 1.0, 10.0):
+        h = lam * np.geomspace(1e-3, 1e3, 6001)  # h = λ is the middle point
+        cost = 0.5 * h * lam**2 / (h + lam) ** 2
+        assert h[np.argmax(cost)] == pytest.approx(lam, rel=1e-12)
+        assert cost.max() == pytest.approx(lam / 8, rel=1e-12)
+
+
+@pytest.mark.parametrize(("lam", "share"), [(1.0, 0.56), (0.1, 0.81)])
+def test_weight_decay_bias_coordinate_4_with_h_near_lambda_pays_56_and_81_percent(lam, share):
+    # the chapter's regression: h = σ², θ* = (1, −2, 0.5, 3, −1); noise-free GD with weight decay
+    h = torch.tensor([4.0, 2.25, 1.0, 0.25, 0.0625], dtype=torch.float64)
+    theta_star = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0], dtype=torch.float64)
+    theta = torch.nn.Parameter(torch.zeros(5, dtype=torch.float64))
+    optimizer = torch.optim.SGD([theta], lr=0.35, weight_decay=lam)
+    for _ in range(800):  # (1 − η(h_5 + λ))^800 < 1e-20
+        optimizer.zero_grad()
+        (0.5 * (h * (theta - theta_star) ** 2).sum()).backward()
+        optimizer.step()
+    excess = (0.5 * h * (theta.detach() - theta_star) ** 2).numpy()
+    shares = excess / excess.sum()
+    assert np.argmax(shares) == 3  # coordinate 4
+    assert shares[3] == pytest.approx(share, abs=0.005)
+
+
+def test_regression_gradient_covariance_away_from_the_optimum_grows_with_the_excess_loss():
+    # Cov[∇ℓ(θ)] = (σ_ε² + 2(L(θ) − L(θ*))) H + ∇L ∇Lᵀ for x ~ N(0, H), y = θ*ᵀx + ε
+    rng = np.random.default_rng(5)
+    sigma, noise_std = np.array([2.0, 1.0, 0.5]), 0.5
+    h, theta_star, theta = sigma**2, np.array([1.0, -2.0, 3.0]), np.array([0.5, 0.0, 1.0])
+    n = 400_000
+    x = rng.standard_normal((n, 3)) * sigma
+    y = x @ theta_star + noise_std * rng.standard_normal(n)
+    gradients = (x @ theta - y)[:, None] * x
+    population_gradient = h * (theta - theta_star)
+    excess = 0.5 * (h * (theta - theta_star) ** 2).sum()
+    expected = (noise_std**2 + 2 * excess) * np.diag(h) + np.outer(population_gradient, population_gradient)
+    centred = gradients - population_gradient
+    products = centred[:, :, None] * centred[:, None, :]  # (n, 3, 3)
+    measured, stderr = products.mean(axis=0), products.std(axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(N_SE * stderr < 0.03 * np.sqrt(np.outer(np.diag(expected), np.diag(expected))))
+    assert np.all(np.abs(measured - expected) <= N_SE * stderr)
+    # the NQM's covariance, σ_ε² H, is far off here
+    assert np.all(np.abs(np.diag(measured) - noise_std**2 * h) > 10 * np.diag(stderr))
