@@ -135,12 +135,12 @@ def steps_figure(results: dict | None = None) -> Figure:
     The sixth panel puts the measured curves of all optimisers together.
     """
     results = load_results() if results is None else results
-    fig, axes = new_figure(2, nrows=3, height=9.0)
+    fig, axes = new_figure(2, nrows=3, height=9.6)
     names = list(OPTIMISERS)
     for ax, optimiser in zip(axes, names, strict=False):
         draw_steps(ax, results, optimiser)
         ax.set_title(OPTIMISERS[optimiser])
-    axes[0].legend(loc="upper right")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
     last = axes[len(names)]
     for index, optimiser in enumerate(names):
         table = sweep_table(results, optimiser)
@@ -174,7 +174,7 @@ def best_lr_figure(results: dict | None = None) -> Figure:
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_xticks([1, 4, 16, 64, 256, 1024], ["1", "4", "16", "64", "256", "1024"])
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
     ax.set_xlabel("batch size B")
     ax.set_ylabel(r"tuned $\eta$ (momentum: $\eta/(1-\beta)$)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
