@@ -6,7 +6,8 @@ The public API (each function names the chapter that introduces it in its module
 - :func:`~nqm_lib.theory.risk_curve`, :func:`~nqm_lib.theory.steady_state_risk` and their
   per-coordinate variants — exact expected risk from the second-moment dynamics (chapters 2–5);
 - :func:`~nqm_lib.simulation.simulate`, :func:`~nqm_lib.simulation.sample_minibatch_gradients` —
-  seeded, vectorised Monte Carlo, and :func:`~nqm_lib.simulation.trajectory_risk` for iterates
+  seeded, vectorised Monte Carlo, :func:`~nqm_lib.simulation.sample_path` for the iterates of
+  one run (chapters 2–3), and :func:`~nqm_lib.simulation.trajectory_risk` for iterates
   made elsewhere (PyTorch's, chapter 7);
 - :mod:`nqm_lib.formulas` — the closed forms the chapters display;
 - :mod:`nqm_lib.averaging` (chapter 4), :mod:`nqm_lib.batch_scaling` (chapter 6),
@@ -19,7 +20,13 @@ The public API (each function names the chapter that introduces it in its module
 
 from .dynamics import Hyperparams, max_stable_lr
 from .problem import NQM
-from .simulation import SimulationResult, sample_minibatch_gradients, simulate, trajectory_risk
+from .simulation import (
+    SimulationResult,
+    sample_minibatch_gradients,
+    sample_path,
+    simulate,
+    trajectory_risk,
+)
 from .theory import (
     risk_curve,
     risk_curve_per_coordinate,
@@ -39,6 +46,7 @@ __all__ = [
     "risk_curve",
     "risk_curve_per_coordinate",
     "sample_minibatch_gradients",
+    "sample_path",
     "simulate",
     "steady_state_risk",
     "steady_state_risk_per_coordinate",

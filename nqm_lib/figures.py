@@ -11,12 +11,20 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plotting import covariance_ellipse, label_risk_axes, new_figure, plot_risk_by_coordinate
+from .dynamics import Hyperparams, check_stable
+from .plotting import (
+    coordinate_color,
+    covariance_ellipse,
+    label_risk_axes,
+    new_figure,
+    plot_risk_by_coordinate,
+)
 from .problem import NQM
-from .simulation import sample_minibatch_gradients, simulate
+from .simulation import sample_minibatch_gradients, sample_path, simulate
 from .theory import risk_curve_per_coordinate, steady_state_risk_per_coordinate
+from .validation import InstabilityError
 
-__all__ = ["gradient_noise_figure", "sgd_risk_figure"]
+__all__ = ["gradient_noise_figure", "path_figure", "sgd_risk_figure"]
 
 
 def gradient_noise_figure(
@@ -103,5 +111,78 @@ def sgd_risk_figure(
     plot_risk_by_coordinate(ax, problem.h, theory, floors, sim)
     label_risk_axes(ax)
     ax.set_title(f"SGD: η = {lr:.3g}, B = {batch_size}, κ = {problem.kappa:.3g} (dotted: noise floors)")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right")
+    return fig
+
+
+#: Colours of the paths of :func:`path_figure`: noise-free GD, SGD, momentum SGD.
+PATH_COLORS = ("black", coordinate_color(0), coordinate_color(1))
+
+
+def path_figure(
+    lr: float = 0.035,
+    batch_size: int = 64,
+    momentum: float = 0.0,
+    *,
+    h: tuple[float, float] = (50.0, 1.0),
+    c: tuple[float, float] = (50.0, 1.0),
+    theta0: tuple[float, float] = (0.5, 1.0),
+    steps: int = 40,
+    seed: int = 0,
+) -> Figure:
+    """Chapters 2–3: paths of GD, SGD and momentum SGD in the ``(θ₁, θ₂)`` plane.
+
+    Over the contours of ``L(θ) = ½ (h₁ θ₁² + h₂ θ₂²)`` it draws ``steps`` iterates of
+    noise-free gradient descent at ``lr`` (black), of one seeded SGD run at ``lr`` and
+    ``batch_size`` (blue) and, if ``momentum > 0``, of one heavy-ball run at ``lr``,
+    ``momentum`` and ``batch_size`` with the same seed (red). The flat coordinate θ₂ runs along
+    the horizontal axis, so the narrow valley lies across the page. The iterates come from
+    :func:`~nqm_lib.simulation.sample_path`. When GD and SGD diverge at ``lr`` but momentum does
+    not, the legend says so; settings where the drawn method itself diverges raise
+    :class:`~nqm_lib.validation.InstabilityError`.
+    """
+    problem = NQM(h, c, theta0=theta0)
+    noise_free = NQM(h, [0.0] * problem.d, theta0=theta0)
+    hyper = {"lr": lr, "batch_size": batch_size, "seed": seed}
+    runs = []
+    try:
+        check_stable(problem, Hyperparams(lr, batch_size))
+        runs += [
+            ("GD (no noise)", sample_path(noise_free, steps, **hyper)),
+            (f"SGD, B = {batch_size}", sample_path(problem, steps, **hyper)),
+        ]
+    except InstabilityError:
+        if not momentum:
+            raise
+        runs += [(f"GD, SGD: diverge (ηh₁ = {lr * problem.h[0]:.3g} ≥ 2)", None), (None, None)]
+    if momentum:
+        path = sample_path(problem, steps, momentum=momentum, **hyper)
+        runs.append((f"momentum β = {momentum:.3g}, B = {batch_size}", path))
+
+    fig, (ax,) = new_figure(height=3.9)
+    # The view: the start and the optimum with a margin, widened (up to twice) to follow an overshoot.
+    reach = 1.2 * np.abs(problem.theta0)
+    drawn = np.concatenate([path for _, path in runs if path is not None])
+    left = max(-reach[1], min(-0.1 * reach[1], float(drawn[:, 1].min()) - 0.05 * reach[1]))
+    right = min(2.0 * reach[1], max(reach[1], float(drawn[:, 1].max()) + 0.05 * reach[1]))
+    half_height = min(2.0 * reach[0], max(reach[0], 1.05 * float(np.abs(drawn[:, 0]).max())))
+    grid2, grid1 = np.meshgrid(np.linspace(left, right, 81), np.linspace(-half_height, half_height, 61))
+    loss = 0.5 * (problem.h[0] * grid1**2 + problem.h[1] * grid2**2)
+    initial = float(problem.loss(problem.theta0))
+    ax.contour(grid2, grid1, loss, levels=initial * 0.4 ** np.arange(9)[::-1], colors="0.75", linewidths=0.8)
+    for (label, path), color in zip(runs, PATH_COLORS, strict=False):
+        if label is None:
+            continue
+        if path is None:
+            ax.plot([], [], color=color, label=label)
+            continue
+        ax.plot(path[:, 1], path[:, 0], ".-", color=color, ms=4, lw=1, alpha=0.85, label=label)
+    ax.plot(problem.theta0[1], problem.theta0[0], "o", color="black", ms=7, mfc="white", label="start θ(0)")
+    ax.plot(0.0, 0.0, "*", color="black", ms=11, label="optimum θ* = 0")
+    ax.set_xlim(left, right)
+    ax.set_ylim(-half_height, half_height)
+    ax.set_xlabel(f"θ₂ (flat coordinate, h₂ = {problem.h[1]:g})")
+    ax.set_ylabel(f"θ₁ (stiff coordinate, h₁ = {problem.h[0]:g})")
+    ax.set_title(f"{steps} steps at η = {lr:.3g} over the contours of L (grey)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
     return fig

@@ -2,8 +2,8 @@
 
 :func:`momentum_risk_figure` builds the two-coordinate problem of the worked example
 (``h = c = (50, 1)``, ``θ(0) = (1, 1)`` by default) from its slider values η, β and B, and
-draws the exact expected risk of momentum SGD beside Monte Carlo and plain SGD (left), and
-the two characteristic roots of every coordinate in the complex plane (right).
+draws the exact expected risk of momentum SGD beside Monte Carlo and plain SGD (top), and
+the two characteristic roots ``z₁, z₂`` of every coordinate in the complex plane (bottom).
 :func:`theorem1_bound` evaluates the right-hand side of Theorem 1 of Zhang et al. (2019),
 which the chapter compares with the exact risk. Invalid or unstable arguments raise
 ``ValueError`` (or :class:`~nqm_lib.validation.InstabilityError`) with the library's message.
@@ -65,13 +65,13 @@ def _sgd_comparison(
     try:
         curve = risk_curve(problem, steps, lr=lr, batch_size=batch_size)
     except InstabilityError:
-        ax.plot([], [], color=SGD_COLOR, label=f"{label}: diverges (ηh₁ ≥ 2)", **style)
+        ax.plot([], [], color=SGD_COLOR, label=f"{label}:\ndiverges (ηh₁ ≥ 2)", **style)
         return
     ax.plot(np.arange(steps + 1), curve, color=SGD_COLOR, label=label, **style)
 
 
 def _draw_roots(ax: Axes, h: np.ndarray, *, lr: float, momentum: float) -> None:
-    """Unit circle, the circle ``|r| = √β``, both roots per coordinate and SGD's root ``1 − ηh_i``."""
+    """Unit circle, the circle ``|z| = √β``, both roots per coordinate and SGD's factor ``r_i = 1 − ηh_i``."""
     angle = np.linspace(0.0, 2.0 * np.pi, 241)
     ax.plot(np.cos(angle), np.sin(angle), color="black", lw=1, label="unit circle (stability)")
     radius = np.sqrt(momentum)
@@ -81,7 +81,7 @@ def _draw_roots(ax: Axes, h: np.ndarray, *, lr: float, momentum: float) -> None:
         color="0.5",
         ls="--",
         lw=1,
-        label=f"|r| = √β = {radius:.3g}",
+        label=f"|z| = √β = {radius:.3g}",
     )
     reach = 1.15
     for i, curvature in enumerate(h):
@@ -96,12 +96,12 @@ def _draw_roots(ax: Axes, h: np.ndarray, *, lr: float, momentum: float) -> None:
             ms=8,
             color=color,
             alpha=0.85,
-            label=f"h{str(i + 1).translate(SUBSCRIPTS)} = {curvature:g}: {regime}, max |r| = {rate:.3f}",
+            label=f"z (h{str(i + 1).translate(SUBSCRIPTS)} = {curvature:g}): {regime},\nmax |z| = {rate:.3f}",
         )
         sgd_root = 1.0 - lr * curvature
         ax.plot([sgd_root], [0.0], "x", ms=9, mew=2, color=color)
         reach = max(reach, abs(sgd_root) + 0.1)
-    ax.plot([], [], "x", ms=9, mew=2, color="0.3", label=r"SGD's root $1 - \eta h_i$")
+    ax.plot([], [], "x", ms=9, mew=2, color="0.3", label="SGD's factor rᵢ = 1 − ηhᵢ")
     ax.axhline(0.0, color="0.7", lw=0.8)
     ax.axvline(0.0, color="0.7", lw=0.8)
     ax.set_xlim(-reach, reach)
@@ -109,10 +109,10 @@ def _draw_roots(ax: Axes, h: np.ndarray, *, lr: float, momentum: float) -> None:
     ax.set_aspect("equal", adjustable="box")
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_locator(MultipleLocator(1.0))  # the unit circle is the scale that matters
-    ax.set_xlabel(r"$\mathrm{Re}\, r$")
-    ax.set_ylabel(r"$\mathrm{Im}\, r$")
-    ax.set_title(r"Roots of $r^2 - (1 - \eta h_i + \beta)\, r + \beta$")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
+    ax.set_xlabel(r"$\mathrm{Re}\, z$")
+    ax.set_ylabel(r"$\mathrm{Im}\, z$")
+    ax.set_title(r"Roots of $z^2 - (1 - \eta h_i + \beta)\, z + \beta$")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
 
 
 def momentum_risk_figure(
@@ -128,30 +128,31 @@ def momentum_risk_figure(
 ) -> Figure:
     """Chapter 3: momentum SGD on two coordinates, exact risk against Monte Carlo, and its roots.
 
-    Left: exact ``E[L(θ_t)]`` of momentum SGD (solid black) and of each coordinate (in the
+    Top: exact ``E[L(θ_t)]`` of momentum SGD (solid black) and of each coordinate (in the
     coordinate's colour), the average of ``trials`` simulated runs (dots, ±2 s.e. band), plain
     SGD at the same η (dashed) and at the effective learning rate ``η/(1 − β)`` (dotted); when
-    SGD diverges at such a rate the legend says so instead. Right: the two roots of
-    ``r² − (1 − η h_i + β) r + β`` per coordinate with the unit circle, the circle ``|r| = √β``
-    and SGD's root ``1 − η h_i`` (crosses). Starts from ``θ(0) = (1, 1)`` and ``v(0) = 0``.
+    SGD diverges at such a rate the legend says so instead. Bottom: the two roots of
+    ``z² − (1 − η h_i + β) z + β`` per coordinate with the unit circle, the circle ``|z| = √β``
+    and SGD's factor ``r_i = 1 − η h_i`` (crosses). The panels are stacked so that the figure
+    fits the text column (7 in) at a readable size. Starts from ``θ(0) = (1, 1)`` and ``v(0) = 0``.
     """
     problem = NQM(h, c, theta0=[1.0, 1.0])
     hyper = {"lr": lr, "batch_size": batch_size}
     per_coordinate = risk_curve_per_coordinate(problem, steps, momentum=momentum, **hyper)
     sim = simulate(problem, steps, momentum=momentum, trials=trials, seed=seed, **hyper)
 
-    fig, (risk_ax, roots_ax) = new_figure(2, width=12.5, height=4.6)
+    fig, (risk_ax, roots_ax) = new_figure(nrows=2, height=7.6)
     for i in range(problem.d):
         plot_theory(
             risk_ax,
             per_coordinate[:, i],
             color=coordinate_color(i),
             alpha=0.7,
-            label=f"coordinate {i + 1} (h{str(i + 1).translate(SUBSCRIPTS)} = {problem.h[i]:g})",
+            label=f"coordinate {i + 1}, h{str(i + 1).translate(SUBSCRIPTS)} = {problem.h[i]:g}",
         )
-    plot_theory(risk_ax, per_coordinate.sum(axis=1), label=f"momentum β = {momentum:.3g} (exact)")
+    plot_theory(risk_ax, per_coordinate.sum(axis=1), label="momentum: total (exact)")
     plot_simulation(risk_ax, sim.risk, sim.risk_stderr, label=f"Monte Carlo ({trials} runs)")
-    _sgd_comparison(risk_ax, problem, steps, ls="--", lw=1.5, label=r"SGD, same $\eta$", **hyper)
+    _sgd_comparison(risk_ax, problem, steps, ls="--", lw=1.5, label="SGD, same η", **hyper)
     _sgd_comparison(
         risk_ax,
         problem,
@@ -160,13 +161,12 @@ def momentum_risk_figure(
         batch_size=batch_size,
         ls=":",
         lw=2,
-        label=r"SGD at $\eta/(1-\beta)$",
+        label="SGD at η/(1 − β)",
     )
     label_risk_axes(risk_ax)
     risk_ax.set_title(
-        f"η = {lr:.3g}, β = {momentum:.3g}, B = {batch_size} "
-        f"(effective η/(1 − β) = {lr / (1.0 - momentum):.3g})"
+        f"η = {lr:.3g}, β = {momentum:.3g}, B = {batch_size} (η/(1 − β) = {lr / (1.0 - momentum):.3g})"
     )
-    risk_ax.legend(loc="upper right", fontsize=7)
+    risk_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     _draw_roots(roots_ax, problem.h, lr=lr, momentum=momentum)
     return fig

@@ -7,6 +7,7 @@ of the loop advances every trial. Random numbers come from one seeded
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ from .dynamics import Hyperparams, check_stable
 from .problem import NQM
 from .validation import check_batch_size, check_positive, check_steps
 
-__all__ = ["SimulationResult", "sample_minibatch_gradients", "simulate", "trajectory_risk"]
+__all__ = ["SimulationResult", "sample_minibatch_gradients", "sample_path", "simulate", "trajectory_risk"]
 
 #: Most numbers :func:`simulate` keeps between summaries (256 kB, so they stay in the CPU cache).
 _BLOCK_ELEMENTS = 1 << 15
@@ -86,6 +87,48 @@ def _learning_rates(lr: float | np.ndarray, steps: int) -> np.ndarray:
     return schedule
 
 
+def _iterates(
+    problem: NQM, hp: Hyperparams, learning_rates: np.ndarray, trials: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """Yield the reported iterate ``θ̃_t`` (shape ``(trials, d)``) for t = 0..len(learning_rates).
+
+    One step is ``torch.optim.SGD``'s: the velocity starts as the first gradient itself, then
+    ``v ← βv + (1 − δ) g``; the step is along ``v`` (or ``g + βv`` with Nesterov momentum).
+    """
+    inverse_preconditioner = problem.h ** (-hp.precond_power)
+    kept = 1.0 - hp.dampening
+    theta = np.broadcast_to(problem.theta0, (trials, problem.d)).copy()
+    velocity = np.zeros_like(theta)
+    average = theta
+    yield average
+    for t, lr in enumerate(learning_rates):
+        gradient = _noisy_gradient(problem, theta, hp.batch_size, rng)
+        if hp.precond_power:
+            gradient *= inverse_preconditioner
+        if not hp.momentum:
+            velocity = gradient
+        elif hp.dampening and t > 0:
+            velocity = hp.momentum * velocity + kept * gradient
+        else:
+            velocity = hp.momentum * velocity + gradient
+        step = gradient + hp.momentum * velocity if hp.nesterov else velocity
+        theta = theta - lr * step
+        average = hp.ema_decay * average + (1.0 - hp.ema_decay) * theta if hp.ema_decay else theta
+        yield average
+
+
+def _settings(
+    problem: NQM, steps: int, lr: float | np.ndarray, **kwargs: object
+) -> tuple[int, np.ndarray, Hyperparams]:
+    """Validate the arguments shared by :func:`simulate` and :func:`sample_path`."""
+    steps = check_steps(steps)
+    learning_rates = _learning_rates(lr, steps)
+    largest = float(learning_rates.max()) if steps else check_positive("lr", lr)
+    hp = Hyperparams(largest, **kwargs)
+    check_stable(problem, hp)
+    return steps, learning_rates, hp
+
+
 def simulate(
     problem: NQM,
     steps: int,
@@ -95,6 +138,8 @@ def simulate(
     momentum: float = 0.0,
     ema_decay: float = 0.0,
     precond_power: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
     trials: int = 1000,
     seed: int = 0,
 ) -> SimulationResult:
@@ -107,50 +152,89 @@ def simulate(
         θ  = θ − η v
         θ̃ = γ θ̃ + (1 − γ) θ
 
+    With ``dampening`` δ the velocity update is ``v = β v + (1 − δ) g`` after the first step
+    (PyTorch starts with ``v = g``); with ``nesterov=True`` the step is ``θ = θ − η (g + β v)``.
     The risk is recorded for the averaged iterate ``θ̃`` (equal to ``θ`` when ``γ = 0``),
     matching :func:`~nqm_lib.theory.risk_curve`. ``lr`` may also be a schedule: an array of shape
     ``(steps,)`` whose entry ``t`` is the learning rate of step ``t + 1`` (chapter 8); every
     entry must then be stable on its own. Raises ``ValueError`` for invalid settings and
     :class:`~nqm_lib.validation.InstabilityError` when the iteration would diverge.
     """
-    steps = check_steps(steps)
-    learning_rates = _learning_rates(lr, steps)
     if isinstance(trials, bool) or not isinstance(trials, int | np.integer) or trials < 2:
         raise ValueError(f"trials must be an integer >= 2, got {trials!r}")
     trials = int(trials)
-    largest = float(learning_rates.max()) if steps else check_positive("lr", lr)
-    hp = Hyperparams(largest, batch_size, momentum, ema_decay, precond_power)
-    check_stable(problem, hp)
+    steps, learning_rates, hp = _settings(
+        problem,
+        steps,
+        lr,
+        batch_size=batch_size,
+        momentum=momentum,
+        ema_decay=ema_decay,
+        precond_power=precond_power,
+        dampening=dampening,
+        nesterov=nesterov,
+    )
     rng = np.random.default_rng(seed)
-    inverse_preconditioner = problem.h ** (-hp.precond_power)
     weights = 0.5 * problem.h * problem.counts
-
-    theta = np.broadcast_to(problem.theta0, (trials, problem.d)).copy()
-    velocity = np.zeros_like(theta)
-    average = theta
+    iterates = _iterates(problem, hp, learning_rates, trials, rng)
     per_coordinate = np.empty((steps + 1, problem.d))
     risk = np.empty(steps + 1)
     risk_stderr = np.empty(steps + 1)
     # The averaged iterates of a block of steps are kept and summarised together: one
     # vectorised reduction per block costs far less than small ones after every step.
-    block = np.empty((min(steps + 1, max(1, _BLOCK_ELEMENTS // theta.size)), trials, problem.d))
+    block = np.empty((min(steps + 1, max(1, _BLOCK_ELEMENTS // (trials * problem.d))), trials, problem.d))
     for start in range(0, steps + 1, block.shape[0]):
         stop = min(start + block.shape[0], steps + 1)
         for t in range(start, stop):
-            if t > 0:
-                gradient = _noisy_gradient(problem, theta, hp.batch_size, rng)
-                if hp.precond_power:
-                    gradient *= inverse_preconditioner
-                velocity = hp.momentum * velocity + gradient if hp.momentum else gradient
-                theta = theta - learning_rates[t - 1] * velocity
-                average = hp.ema_decay * average + (1.0 - hp.ema_decay) * theta if hp.ema_decay else theta
-            block[t - start] = average
+            block[t - start] = next(iterates)
         per_coordinate[start:stop], risk[start:stop], risk_stderr[start:stop] = _risk_moments(
             weights, block[: stop - start]
         )
     return SimulationResult(
         risk=risk, risk_per_coordinate=per_coordinate, risk_stderr=risk_stderr, trials=trials
     )
+
+
+def sample_path(
+    problem: NQM,
+    steps: int,
+    *,
+    lr: float | np.ndarray,
+    batch_size: int = 1,
+    momentum: float = 0.0,
+    ema_decay: float = 0.0,
+    precond_power: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    seed: int = 0,
+) -> np.ndarray:
+    """The iterates ``θ̃_0, …, θ̃_steps`` of one seeded run, shape ``(steps + 1, d)`` (chapters 2–3).
+
+    The same optimiser as :func:`simulate` (same arguments, same validation); the path of a
+    problem with ``c = 0`` is that of noise-free gradient descent (or heavy ball). Chapters 2
+    and 3 draw such paths over the loss contours of the ``(θ₁, θ₂)`` plane.
+
+    Examples
+    --------
+    >>> from nqm_lib import NQM, sample_path
+    >>> noise_free = NQM([50.0, 1.0], [0.0, 0.0], theta0=[1.0, 1.0])
+    >>> sample_path(noise_free, 2, lr=0.03).round(4).tolist()  # θ ← (1 − ηh) θ
+    [[1.0, 1.0], [-0.5, 0.97], [0.25, 0.9409]]
+
+    """
+    steps, learning_rates, hp = _settings(
+        problem,
+        steps,
+        lr,
+        batch_size=batch_size,
+        momentum=momentum,
+        ema_decay=ema_decay,
+        precond_power=precond_power,
+        dampening=dampening,
+        nesterov=nesterov,
+    )
+    iterates = _iterates(problem, hp, learning_rates, 1, np.random.default_rng(seed))
+    return np.array([theta[0] for theta in iterates])
 
 
 def trajectory_risk(problem: NQM, trajectory: object) -> SimulationResult:

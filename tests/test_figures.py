@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from nqm_lib import NQM, InstabilityError, risk_curve_per_coordinate
-from nqm_lib.figures import gradient_noise_figure, sgd_risk_figure
+from nqm_lib.figures import gradient_noise_figure, path_figure, sgd_risk_figure
 from nqm_lib.widgets import Explorer, explore
 
 plt.switch_backend("Agg")
@@ -331,6 +331,7 @@ def test_explorer_rejects_a_figure_function_that_does_not_use_new_figure():
     [
         "figures.gradient_noise_figure",
         "figures.sgd_risk_figure",
+        "figures.path_figure",
         "figures_momentum.momentum_risk_figure",
         "figures_ema.ema_risk_figure",
         "figures_ema.averaging_figure",
@@ -349,3 +350,41 @@ def test_every_widget_figure_fits_its_image_at_the_default_settings(figure_funct
     function = getattr(importlib.import_module(f"nqm_lib.{module}"), name)
     cut = inked_edges(png_pixels(Explorer(function, {}).image()))
     assert not cut, f"{name}: something is cut off at the {cut} edge"
+
+
+# ---------------------------------------------------------------- chapters 2–3: paths in the (θ₁, θ₂) plane
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"lr": 0.01, "batch_size": 4}, {"lr": 0.0175, "momentum": 0.5}, {"momentum": 0.9, "lr": 0.002}],
+)
+def test_path_figure_draws_sample_path_iterates_of_gd_sgd_and_momentum(values):
+    from nqm_lib import sample_path
+
+    settings = {"lr": 0.035, "batch_size": 64, "momentum": 0.0, **values}
+    fig = path_figure(**values, steps=30)
+    (ax,) = fig.axes
+    paths = [line for line in ax.lines if line.get_marker() == "."]
+    assert len(paths) == (3 if settings["momentum"] else 2)
+    problem = NQM([50.0, 1.0], [50.0, 1.0], theta0=[0.5, 1.0])
+    noise_free = NQM([50.0, 1.0], [0.0, 0.0], theta0=[0.5, 1.0])
+    hyper = {"lr": settings["lr"], "batch_size": settings["batch_size"], "seed": 0}
+    expected = [sample_path(noise_free, 30, **hyper), sample_path(problem, 30, **hyper)]
+    if settings["momentum"]:
+        expected.append(sample_path(problem, 30, momentum=settings["momentum"], **hyper))
+    for line, path in zip(paths, expected, strict=True):
+        np.testing.assert_allclose(line.get_xdata(), path[:, 1])  # θ₂ across the page
+        np.testing.assert_allclose(line.get_ydata(), path[:, 0])
+    assert len(ax.collections) > 0  # the loss contours
+
+
+def test_path_figure_says_when_only_momentum_is_stable_and_raises_when_nothing_is():
+    fig = path_figure(lr=0.05, momentum=0.9, steps=20)  # η h₁ = 2.5: SGD diverges, momentum not
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert any("diverge" in label for label in labels)
+    with pytest.raises(InstabilityError, match="choose lr < 0.04"):
+        path_figure(lr=0.05)
+    explorer = Explorer(path_figure, {}, fixed={"steps": 20})
+    texts = [text.get_text() for ax in explorer.figure(lr=0.08, momentum=0.5).axes for text in ax.texts]
+    assert any("unstable" in text for text in texts), texts

@@ -38,7 +38,7 @@ def close_figures():
 
 
 def roots_by_hand(x, beta):
-    """Roots of r² − (1 − x + β) r + β by the quadratic formula, larger modulus first."""
+    """Roots of z² − (1 − x + β) z + β by the quadratic formula, larger modulus first."""
     a = 1.0 - x + beta
     root = np.sqrt(complex(a * a - 4.0 * beta))
     return tuple(sorted([(a + root) / 2.0, (a - root) / 2.0], key=abs, reverse=True))
@@ -368,3 +368,263 @@ def test_explorer_shows_the_instability_message_for_momentum_instead_of_plotting
     for ax in fig.axes:
         assert len(ax.lines) == 0 and len(ax.collections) == 0
     assert len(explorer.figure().axes) == 2  # the default settings draw both panels
+
+
+# ---------------------------------------------------------------- critical damping and the envelope
+
+
+@pytest.mark.parametrize("x", [0.01, 0.3, 1.0, 3.07])
+def test_claim_critically_damped_repeated_root_is_one_minus_sqrt_lr_h_and_can_be_negative(x):
+    beta_star = (1 - np.sqrt(x)) ** 2
+    z1, z2 = roots_by_hand(x, beta_star)
+    expected = 1 - np.sqrt(x)  # (1 − x + β*)/2 = 1 − √x
+    assert z1 == pytest.approx(expected, abs=1e-7)
+    assert z2 == pytest.approx(expected, abs=1e-7)
+    assert abs(expected) == pytest.approx(np.sqrt(beta_star), rel=1e-12)
+    assert (expected < 0) == (x > 1)  # the tuning exercise's η h_1 = 3.07 gives z ≈ −0.75
+    # the noise-free mean alternates in sign when the repeated root is negative
+    mean = formulas.momentum_bias_factor(np.arange(1, 40), 1.0, lr=x, momentum=beta_star)
+    assert np.all(np.diff(np.sign(mean[5:])) != 0) == (x > 1)
+
+
+@pytest.mark.parametrize(("x", "beta"), [(0.01, 0.9), (0.25, 0.8), (1.5, 0.6), (3.0, 0.7)])
+def test_claim_under_damped_mean_stays_inside_amplitude_times_beta_to_the_t_over_2(x, beta):
+    t = np.arange(int(min(6000, 1000 / -np.log(beta))))  # β^{t/2} stays far from underflow
+    # mean by iterating the noise-free recurrence from rest (θ(−1) = θ(0) = 1)
+    mean = np.empty(t.size)
+    previous = current = 1.0
+    for k in t:
+        mean[k] = current
+        previous, current = current, (1 - x + beta) * current - beta * previous
+    ratio = np.abs(mean) / beta ** (t / 2)
+    amplitude = formulas.momentum_envelope_amplitude(1.0, lr=x, momentum=beta)
+    assert np.all(ratio <= amplitude * (1 + 1e-9))
+    assert ratio.max() == pytest.approx(amplitude, rel=2e-3)  # the envelope is reached, not loose
+
+
+def test_claim_envelope_amplitude_is_1_14_at_lr_h_0_01_beta_0_9_so_beta_to_t_over_2_alone_is_exceeded():
+    amplitude = formulas.momentum_envelope_amplitude(1.0, lr=0.01, momentum=0.9)
+    assert amplitude == pytest.approx(1.14, abs=0.005)
+    mean = formulas.momentum_bias_factor(np.arange(200), 1.0, lr=0.01, momentum=0.9)
+    assert np.any(np.abs(mean) > 0.9 ** (np.arange(200) / 2))
+    assert np.isnan(formulas.momentum_envelope_amplitude(1.0, lr=0.01, momentum=0.5))  # over-damped
+
+
+# ---------------------------------------------------------------- Nesterov and dampening, against PyTorch
+
+VARIANTS = [
+    {"momentum": 0.8},
+    {"momentum": 0.8, "nesterov": True},
+    {"momentum": 0.8, "dampening": 0.8},
+    {"momentum": 0.5, "dampening": 0.3},
+    {"momentum": 0.9, "nesterov": True, "ema_decay": 0.5},
+]
+
+
+def torch_path(problem, steps, lr, seed, batch_size=1, **options):
+    """torch.optim.SGD (float64) on the NQM, fed nqm_lib's Gaussian draws in sample_path's order."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    param = torch.tensor(problem.theta0.copy(), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.SGD([param], lr=lr, **options)
+    path = [problem.theta0.copy()]
+    for _ in range(steps):
+        noise = rng.standard_normal((1, problem.d))[0] * np.sqrt(problem.c / batch_size)
+        param.grad = torch.from_numpy(problem.h * param.detach().numpy() + noise)
+        optimizer.step()
+        path.append(param.detach().numpy().copy())
+    return np.array(path)
+
+
+def linear_system_path(problem, steps, noise, **settings):
+    """Iterate x' = A x + b ε with nqm_lib's matrices (the first step's own, if any)."""
+    from nqm_lib.dynamics import Hyperparams, linear_system
+
+    system = linear_system(problem, Hyperparams(**settings))
+    x = system.start[None, :] * problem.theta0[:, None]
+    path = [x[:, 0].copy()]
+    for t in range(steps):
+        first = t == 0 and system.first_A is not None
+        A, b = (system.first_A, system.first_b) if first else (system.A, system.b)
+        x = np.einsum("dij,dj->di", A, x) + b * noise[t][:, None]
+        path.append(x[:, 0].copy())
+    return np.array(path)
+
+
+@pytest.mark.parametrize("options", [v for v in VARIANTS if "ema_decay" not in v])
+def test_claim_nesterov_and_dampened_momentum_match_torch_sgd_step_for_step(options):
+    from nqm_lib import sample_path
+
+    lr, steps, seed = 0.005, 60, 3
+    reference = torch_path(WORKED, steps, lr, seed, **options)
+    ours = sample_path(WORKED, steps, lr=lr, seed=seed, **options)
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-12)
+    # the same run through the linear system x' = A x + b ε (same noise, PyTorch's first step)
+    rng = np.random.default_rng(seed)
+    noise = [rng.standard_normal((1, 2))[0] * np.sqrt(WORKED.c) for _ in range(steps)]
+    by_system = linear_system_path(WORKED, steps, noise, lr=lr, **options)
+    np.testing.assert_allclose(by_system, reference, atol=1e-12)
+
+
+def test_claim_torch_applies_dampening_from_the_second_step_on():
+    # the first step of dampened momentum is a plain SGD step θ − η g(0) (velocity = g(0))
+    path = torch_path(NQM([1.0], [0.0], theta0=[1.0]), 2, 0.1, 0, momentum=0.9, dampening=0.9)
+    assert path[1, 0] == pytest.approx(0.9, rel=1e-14)  # 1 − 0.1 · 1
+    # second step: v = 0.9 · 1 + 0.1 · 0.9 = 0.99
+    assert path[2, 0] == pytest.approx(0.9 - 0.1 * 0.99, rel=1e-14)
+
+
+def exact_risk_by_hand(problem, steps, lr, momentum, dampening=0.0, nesterov=False, batch_size=1):
+    """Mean and covariance of (θ, v) pushed through torch.optim.SGD's step by hand, per coordinate."""
+    risk = []
+    for h, c, theta0 in zip(problem.h, problem.c, problem.theta0, strict=True):
+        mean = np.array([theta0, 0.0])
+        cov = np.zeros((2, 2))
+        curve = [0.5 * h * theta0**2]
+        for t in range(steps):
+            kept = 1.0 if t == 0 else 1.0 - dampening  # PyTorch: v(1) = g(0), undamped
+            # v' = β v + kept (h θ + ε); θ' = θ − η (g + β v') if Nesterov else θ − η v'
+            v_row = np.array([kept * h, momentum])
+            v_noise = kept
+            if nesterov:
+                theta_row = np.array([1.0, 0.0]) - lr * (np.array([h, 0.0]) + momentum * v_row)
+                theta_noise = -lr * (1.0 + momentum * v_noise)
+            else:
+                theta_row = np.array([1.0, 0.0]) - lr * v_row
+                theta_noise = -lr * v_noise
+            A = np.array([theta_row, v_row])
+            b = np.array([theta_noise, v_noise])
+            mean = A @ mean
+            cov = A @ cov @ A.T + (c / batch_size) * np.outer(b, b)
+            curve.append(0.5 * h * (mean[0] ** 2 + cov[0, 0]))
+        risk.append(curve)
+    return np.sum(risk, axis=0)
+
+
+@pytest.mark.parametrize("options", [v for v in VARIANTS if "ema_decay" not in v])
+def test_claim_exact_risk_of_nesterov_and_dampened_momentum(options):
+    steps, lr = 300, 0.005
+    expected = exact_risk_by_hand(WORKED, steps, lr, **options)
+    np.testing.assert_allclose(risk_curve(WORKED, steps, lr=lr, **options), expected, rtol=1e-9)
+    sim = simulate(WORKED, steps, lr=lr, trials=20_000, seed=5, **options)
+    z = (sim.risk - expected)[1:] / sim.risk_stderr[1:]
+    assert np.max(np.abs(z)) < 4.5  # 300 correlated comparisons at 4.5 s.e.
+
+
+def test_claim_variants_with_an_ema_match_monte_carlo():
+    options = VARIANTS[-1]
+    exact = risk_curve(WORKED, 200, lr=0.004, **options)
+    sim = simulate(WORKED, 200, lr=0.004, trials=20_000, seed=6, **options)
+    assert np.max(np.abs((sim.risk - exact)[1:] / sim.risk_stderr[1:])) < 4.5
+
+
+def spectral_radius(x, momentum, dampening=0.0, nesterov=False):
+    """Largest |eigenvalue| of the (θ, v) transition matrix of one coordinate with η h = x."""
+    kept = 1.0 - dampening
+    if nesterov:
+        A = [[1 - x * (1 + momentum), -x * momentum**2], [1.0, momentum]]  # h = 1, η = x
+    else:
+        A = [[1 - x * kept, -x * momentum], [kept, momentum]]
+    return np.max(np.abs(np.linalg.eigvals(np.array(A))))
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.5, 0.9, 0.99])
+@pytest.mark.parametrize(
+    ("options", "limit"),
+    [
+        ({}, lambda b: 2 * (1 + b)),
+        ({"nesterov": True}, lambda b: 2 * (1 + b) / (1 + 2 * b)),
+        ({"dampening": "beta"}, lambda b: 2 * (1 + b) / (1 - b)),
+    ],
+)
+def test_claim_stability_limits_of_heavy_ball_nesterov_and_dampened_momentum(beta, options, limit):
+    from nqm_lib.dynamics import stability_limit
+
+    options = {k: (beta if v == "beta" else v) for k, v in options.items()}
+    bound = limit(beta)
+    assert stability_limit(beta, **options) == pytest.approx(bound, rel=1e-12)
+    assert spectral_radius(bound * 0.999, beta, **options) < 1
+    assert spectral_radius(bound * 1.001, beta, **options) > 1
+    one = one_coordinate()
+    assert max_stable_lr(one, momentum=beta, **options) == pytest.approx(bound, rel=1e-12)
+    with pytest.raises(InstabilityError, match="unstable"):
+        risk_curve(one, 10, lr=bound * 1.001, momentum=beta, **options)
+    assert np.isfinite(steady_state_risk(one, lr=bound * 0.99, momentum=beta, **options))
+
+
+def test_claim_dampened_momentum_has_effective_learning_rate_lr_not_lr_over_one_minus_beta():
+    # dampening = β: the slow root is 1 − ηh to first order, so it runs like SGD at η itself
+    beta, lr = 0.9, 2e-5  # q = β η h_1 / (1 − β)² · (1 − β) is small
+    damped = risk_curve(WORKED, 20_000, lr=lr, momentum=beta, dampening=beta)
+    sgd_same = risk_curve(WORKED, 20_000, lr=lr)
+    sgd_scaled = risk_curve(WORKED, 20_000, lr=lr / (1 - beta))
+    assert np.max(np.abs(damped / sgd_same - 1)) < 0.05
+    assert np.max(np.abs(damped / sgd_scaled - 1)) > 1.0
+    (z1,) = formulas.momentum_roots(1.0, lr=lr * (1 - beta), momentum=beta)[:1]
+    assert 1 - abs(z1) == pytest.approx(lr, rel=0.01)  # rate of the flat coordinate ≈ η h_2
+
+
+def test_nesterov_requires_momentum_and_no_dampening_as_torch_does():
+    with pytest.raises(ValueError, match="nesterov"):
+        risk_curve(WORKED, 10, lr=0.001, nesterov=True)
+    with pytest.raises(ValueError, match="nesterov"):
+        risk_curve(WORKED, 10, lr=0.001, momentum=0.5, dampening=0.5, nesterov=True)
+    with pytest.raises(ValueError, match="dampening"):
+        risk_curve(WORKED, 10, lr=0.001, momentum=0.5, dampening=1.0)
+
+
+# ------------------------------------------------------------ momentum helps only at large B (robust metric)
+
+
+def worst_risk_over_window(batch_size, beta, points, start=50, budget=100):
+    """For each η of a grid up to the stability limit: max over start ≤ t ≤ budget of the exact risk."""
+    from nqm_lib.theory import first_minimum
+
+    grid = np.geomspace(1e-4 * (1 - beta), 0.999 * max_stable_lr(WORKED, momentum=beta), points)
+    curves = np.array(
+        [risk_curve(WORKED, budget, lr=eta, momentum=beta, batch_size=batch_size) for eta in grid]
+    )
+    worst = curves[:, start:].max(axis=1)
+    best = first_minimum(worst)
+    return grid, curves, worst, best
+
+
+def test_claim_momentum_helps_little_at_batch_1_and_much_at_batch_10000_by_worst_risk_over_steps_50_to_100():
+    # four times the chapter's grid of 60 learning rates: the conclusion must not depend on it
+    gains = {}
+    for batch_size in (1, 10_000):
+        tuned = {beta: worst_risk_over_window(batch_size, beta, 240) for beta in (0.0, 0.5, 0.9)}
+        best = {beta: result[2][result[3]] for beta, result in tuned.items()}
+        gains[batch_size] = best[0.0] / min(best[0.5], best[0.9])
+    assert 1.0 <= gains[1] < 1.25
+    assert gains[10_000] > 10.0
+
+
+def test_claim_risk_at_a_single_step_rewards_the_phase_of_an_under_damped_oscillation():
+    # at B = 10⁴ the best β = 0.9 run by the risk at t = 100 sits on a dip: far below its own
+    # worst risk over steps 50..100 and below the value a few steps earlier or later
+    from nqm_lib.theory import first_minimum
+
+    grid, curves, _, _ = worst_risk_over_window(10_000, 0.9, 60)
+    j = first_minimum(curves[:, 100])
+    curve = risk_curve(WORKED, 110, lr=grid[j], momentum=0.9, batch_size=10_000)
+    assert curve[100] < curve[50:101].max() / 5
+    assert curve[100] < min(curve[95:100].max(), curve[101:106].max())
+
+
+def test_claim_dampening_is_heavy_ball_at_lr_times_one_minus_dampening_after_the_first_step():
+    from nqm_lib import sample_path
+    from nqm_lib.dynamics import Hyperparams, linear_system
+
+    lr, beta, delta = 0.02, 0.9, 0.6
+    damped = linear_system(WORKED, Hyperparams(lr, momentum=beta, dampening=delta))
+    heavy = linear_system(WORKED, Hyperparams(lr * (1 - delta), momentum=beta))
+    # same θ rows; the velocity is rescaled by 1 − δ, which leaves θ's path unchanged
+    scale = np.diag([1.0, 1.0 - delta, 1.0])
+    np.testing.assert_allclose(damped.A, scale @ heavy.A @ np.linalg.inv(scale), rtol=1e-13, atol=1e-15)
+    # PyTorch's undamped first step: the paths differ by η δ g(0) after one step, then the gap decays
+    a = sample_path(WORKED, 400, lr=lr, momentum=beta, dampening=delta, batch_size=64, seed=2)
+    b = sample_path(WORKED, 400, lr=lr * (1 - delta), momentum=beta, batch_size=64, seed=2)
+    first_gradient = (WORKED.theta0 - b[1]) / (lr * (1 - delta))  # heavy ball's first step is η(1 − δ) g(0)
+    np.testing.assert_allclose(a[1] - b[1], -lr * delta * first_gradient, rtol=1e-10)
+    assert np.abs(a[400] - b[400]).max() < 1e-3 * np.abs(a[1] - b[1]).max()

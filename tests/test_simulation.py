@@ -256,3 +256,48 @@ def test_claim_steady_state_variance_vs_steady_state_risk_of_sgd_monte_carlo():
     sim = simulate(NQM(h, c, theta0=0.0), 150, lr=lr, batch_size=batch_size, trials=n, seed=4)
     from_library = 2.0 * sim.risk_per_coordinate[-1] / h
     assert_within_standard_errors(from_library, variance, stderr)
+
+
+# ---------------------------------------------------------------- one run's iterates (chapters 2–3)
+
+
+def test_sample_path_without_noise_is_gradient_descent_by_hand():
+    from nqm_lib import sample_path
+
+    noise_free = NQM([50.0, 1.0], [0.0, 0.0], theta0=[1.0, 1.0])
+    path = sample_path(noise_free, 30, lr=0.035)
+    expected = (1 - 0.035 * noise_free.h) ** np.arange(31)[:, None] * noise_free.theta0
+    np.testing.assert_allclose(path, expected, rtol=1e-12, atol=1e-15)
+    # heavy ball from rest by hand: θ(t+1) = (1 − ηh + β) θ(t) − β θ(t−1), θ(−1) = θ(0)
+    momentum_path = sample_path(noise_free, 30, lr=0.01, momentum=0.7)
+    previous, current = noise_free.theta0.copy(), noise_free.theta0.copy()
+    for t in range(31):
+        np.testing.assert_allclose(momentum_path[t], current, rtol=1e-12, atol=1e-15)
+        previous, current = current, (1 - 0.01 * noise_free.h + 0.7) * current - 0.7 * previous
+
+
+def test_sample_path_is_seeded_and_its_iterates_have_the_exact_risk_on_average():
+    from nqm_lib import sample_path
+
+    problem = NQM([50.0, 1.0], [50.0, 1.0], theta0=[1.0, 1.0])
+    first = sample_path(problem, 50, lr=0.02, batch_size=4, seed=7)
+    np.testing.assert_array_equal(first, sample_path(problem, 50, lr=0.02, batch_size=4, seed=7))
+    assert first.shape == (51, 2)
+    assert not np.array_equal(first, sample_path(problem, 50, lr=0.02, batch_size=4, seed=8))
+    # over many seeds the mean loss at step 50 is the exact risk (4 standard errors)
+    finals = [sample_path(problem, 50, lr=0.02, batch_size=4, seed=s)[-1] for s in range(4000)]
+    losses = problem.loss(np.array(finals))
+    exact = risk_curve(problem, 50, lr=0.02, batch_size=4)[-1]
+    assert_within_standard_errors(losses.mean(), exact, losses.std(ddof=1) / np.sqrt(losses.size))
+
+
+def test_sample_path_rejects_unstable_and_invalid_settings():
+    from nqm_lib import InstabilityError, sample_path
+
+    problem = NQM([50.0, 1.0], [50.0, 1.0])
+    with pytest.raises(InstabilityError, match="choose lr < 0.04"):
+        sample_path(problem, 10, lr=0.05)
+    with pytest.raises(ValueError, match="momentum"):
+        sample_path(problem, 10, lr=0.01, momentum=1.2)
+    with pytest.raises(ValueError, match="steps"):
+        sample_path(problem, -1, lr=0.01)
