@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 
-.PHONY: book test execute serve bench lint clean
+.PHONY: book test execute serve bench experiment lint clean
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -40,6 +40,10 @@ serve: book
 ## make bench: time every chapter, widget and nqm_lib kernel; write benchmarks/results.json
 bench: $(READY)
 	$(BIN)/python benchmarks/run.py
+
+## make experiment: chapter 9's sweep from scratch (one thread: about 8 min on an idle core, 22 min on a busy shared 2-core machine); writes nqm_lib/data/real_network.json
+experiment: $(READY)
+	$(BIN)/python experiments/real_network.py
 
 lint: $(READY)
 	$(BIN)/ruff check .

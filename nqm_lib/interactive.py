@@ -149,9 +149,11 @@ class Control:
         """How the site shows ``value`` next to the control."""
         if self.kind == "checkbox":
             return "on" if value else "off"
+        names = dict((o[1], o[0]) if isinstance(o, tuple) else (o, str(o)) for o in self.options)
         if self.kind == "multiple":
-            names = dict((o[1], o[0]) if isinstance(o, tuple) else (o, str(o)) for o in self.options)
             return " + ".join(names[v] for v in value) if value else "none"
+        if self.kind in ("selection", "dropdown") and value in names:
+            return names[value] if isinstance(value, str) else str(value)
         if isinstance(value, float):
             return f"{value:.3g}"
         return str(value)
@@ -315,6 +317,13 @@ _METHODS = ("SGD", "momentum", "EMA")  # nqm_lib.figures_batch_size.METHODS
 _PRECOND_POWERS = (0.0, 0.25, 0.5, 0.75)  # nqm_lib.figures_batch_size.PRECOND_POWERS
 #: Each power alone, p = 0 beside a larger one, and all four (8 of the 15 possible subsets).
 _PRECOND_SETS = ((0.0,), (0.25,), (0.5,), (0.75,), (0.0, 0.5), (0.0, 0.75), (0.25, 0.75), _PRECOND_POWERS)
+_NETWORK_OPTIMISERS = {  # nqm_lib.figures_network.OPTIMISERS
+    "sgd": "SGD",
+    "momentum 0.9": "momentum β = 0.9",
+    "momentum 0.99": "momentum β = 0.99",
+    "adam": "Adam",
+    "ema": "SGD + EMA",
+}
 
 _DECLARATIONS = (
     InteractiveFigure(
@@ -473,6 +482,20 @@ _DECLARATIONS = (
         ),
         live=("optimizer", "lr", "batch_size"),
         lesson="the optimizer and its step size η decide the path, on the chapter's problem (μ = 2)",
+    ),
+    InteractiveFigure(
+        "network_curve",
+        "nqm_lib.figures_network:network_curve_figure",
+        (
+            Control(
+                "optimiser",
+                "optimiser",
+                "sgd",
+                "dropdown",
+                options=tuple((name, key) for key, name in _NETWORK_OPTIMISERS.items()),
+            ),
+            _batch(16, (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)),  # the sweep's batch sizes
+        ),
     ),
     InteractiveFigure(
         "landscape",
