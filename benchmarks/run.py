@@ -64,14 +64,14 @@ def _sweep_values(widget, count=8):
 
 _latencies = {}
 for _explorer in sorted((o for o in gc.get_objects() if isinstance(o, Explorer)),
-                        key=lambda e: e.figure_function.__name__):
+                        key=lambda e: e.name):
     _times = []
     for _name, _widget in _explorer.controls.items():
         for _value in _sweep_values(_widget):
             _start = time.perf_counter()
             _explorer.image(**{_name: _value})  # what the widget does on a slider move
             _times.append(1000 * (time.perf_counter() - _start))
-    _latencies[_explorer.figure_function.__name__] = _times
+    _latencies[_explorer.name] = _times
 print(json.dumps(_latencies))
 """
 

@@ -38,15 +38,13 @@ LIVE_NOTE = (
     "grid of values; here, in a running notebook, every control moves continuously."
 )
 
-#: The note of ``explore(figure_function, **widgets)`` calls, kept word for word so that the
-#: committed outputs of chapters that still pass their widgets stay identical (nbval compares
-#: them strictly). The site replaces either note by its own. Remove it once every chapter
-#: calls ``explore("<id>")``.
-LEGACY_NOTE = (
+#: The note of a figure passed with its own widgets, ``explore(figure_function, **widgets)``:
+#: such a figure has no declaration in :mod:`nqm_lib.interactive`, so the site has no frames
+#: for it and shows its default figure.
+UNDECLARED_NOTE = (
     "**Interactive figure** (controls: {controls}). In a running notebook the controls below "
-    "redraw it. The static web page cannot run Python, so it shows the figure for the default "
-    "values and no controls: launch the chapter on Colab or Binder with the rocket button at the "
-    "top of the page to move them."
+    "redraw it. It is not declared in nqm_lib.interactive, so the course's web page shows it for "
+    "the default values only."
 )
 
 
@@ -61,6 +59,9 @@ class Explorer:
         Mapping from argument name to an ipywidgets value widget (slider, dropdown, …).
     fixed
         Further keyword arguments passed unchanged on every call.
+    name
+        What the figure is called in reports such as ``make bench``: its declaration's id,
+        or by default the figure function's name.
 
     """
 
@@ -69,8 +70,10 @@ class Explorer:
         figure_function: Callable[..., Figure],
         controls: Mapping[str, ipywidgets.ValueWidget],
         fixed: Mapping[str, object] | None = None,
+        name: str | None = None,
     ) -> None:
         self.figure_function = figure_function
+        self.name = name or figure_function.__name__
         self.controls = dict(controls)
         self.fixed = dict(fixed or {})
         self._handle = None
@@ -239,6 +242,7 @@ def explore(
 
     """
     declared = isinstance(figure_function, InteractiveFigure | str)
+    name = None
     if declared:
         if controls:
             raise ValueError(
@@ -246,9 +250,9 @@ def explore(
                 "nqm_lib.interactive, not from explore's arguments"
             )
         figure = declaration(figure_function)
-        figure_function, controls = figure.figure_function, figure.widgets()
+        name, figure_function, controls = figure.id, figure.figure_function, figure.widgets()
         fixed = {**figure.fixed, **(fixed or {})}
     for widget in controls.values():
         if hasattr(widget, "continuous_update"):
             widget.continuous_update = False
-    Explorer(figure_function, controls, fixed).show(LIVE_NOTE if declared else LEGACY_NOTE)
+    Explorer(figure_function, controls, fixed, name).show(LIVE_NOTE if declared else UNDECLARED_NOTE)
