@@ -73,7 +73,7 @@ class Explorer:
         name: str | None = None,
     ) -> None:
         self.figure_function = figure_function
-        self.name = name or figure_function.__name__
+        self.name = name or getattr(figure_function, "__name__", type(figure_function).__name__)
         self.controls = dict(controls)
         self.fixed = dict(fixed or {})
         self._handle = None
