@@ -204,7 +204,7 @@ def steady_state_risk(
 
 
 def first_minimum(values: object, *, rtol: float = 1e-9) -> int:
-    """Index of the smallest entry of ``values``, the same on every machine (chapters 2–3).
+    """Index of the smallest entry of ``values``, the same on every machine (chapters 2, 3, 5, 8).
 
     Entries within a relative ``rtol`` of the minimum count as equal and the first of them is
     returned, so a tuned search over a grid (the best η for a budget, say) does not change its
