@@ -24,7 +24,7 @@ from .simulation import sample_minibatch_gradients, sample_path, simulate
 from .theory import risk_curve_per_coordinate, steady_state_risk_per_coordinate
 from .validation import InstabilityError
 
-__all__ = ["gradient_noise_figure", "path_figure", "sgd_risk_figure"]
+__all__ = ["gradient_noise_figure", "paper_spectrum_figure", "path_figure", "sgd_risk_figure"]
 
 
 def gradient_noise_figure(
@@ -185,4 +185,27 @@ def path_figure(
     ax.set_ylabel(f"θ₁ (stiff coordinate, h₁ = {problem.h[0]:g})")
     ax.set_title(f"{steps} steps at η = {lr:.3g} over the contours of L (grey)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
+    return fig
+
+
+# ---------------------------------------------------------------------- chapter 1's static figure
+
+
+def paper_spectrum_figure(d: int = 10_000, bins: int = 100) -> Figure:
+    """Chapter 1: the paper's spectrum ``h_i = 1/i`` and the library's rounded-down version of it.
+
+    Grey: the exact curvatures ``h_i = 1/i``, ``i = 1..d``, on log–log axes; blue steps: each
+    ``h_i`` rounded down to the nearest of ``bins`` geometrically spaced values, as
+    :meth:`~nqm_lib.problem.NQM.paper_spectrum` stores them (``c_i = h_i``).
+    """
+    exact = NQM.paper_spectrum(d=d, bins=None)
+    rounded = NQM.paper_spectrum(d=d, bins=bins)
+    fig, (ax,) = new_figure(height=3.5)
+    ax.loglog(np.arange(1, exact.d + 1), exact.h, color="0.6", lw=3, label=r"exact, $h_i = 1/i$")
+    last_index = np.cumsum(rounded.counts)  # the last coordinate i that falls in each bin
+    ax.step(last_index, rounded.h, where="pre", color=coordinate_color(0), label="rounded down (then merged)")
+    ax.set_xlabel("coordinate $i$")
+    ax.set_ylabel("curvature $h_i$ (= noise $c_i$)")
+    ax.set_title(f"The paper's spectrum: d = {d:,}, κ = {exact.kappa:,.0f}, C = H")
+    ax.legend()
     return fig

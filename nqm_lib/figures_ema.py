@@ -19,7 +19,15 @@ from .problem import NQM
 from .simulation import simulate
 from .theory import risk_curve, steady_state_risk
 
-__all__ = ["SCHEME_COLORS", "averaging_figure", "ema_risk_figure", "theorem2_bound"]
+__all__ = [
+    "SCHEME_COLORS",
+    "averaging_figure",
+    "ema_batch_size_figure",
+    "ema_lag_figure",
+    "ema_risk_figure",
+    "theorem2_bound",
+    "theorem2_figure",
+]
 
 #: Colours of the reported iterates in chapter 4's figures.
 SCHEME_COLORS = {
@@ -168,4 +176,117 @@ def averaging_figure(
         f"η = {lr:.3g}, B = {batch_size}\nuniform average worse than last iterate {stretch} (shaded)"
     )
     ax.legend(loc="upper right")
+    return fig
+
+
+# ---------------------------------------------------------------------- chapter 4's static figures
+
+
+def theorem2_figure(
+    lr: float = 0.02,
+    ema_decay: float = 0.9,
+    batch_size: int = 1,
+    *,
+    h: tuple[float, float] = (50.0, 1.0),
+    c: tuple[float, float] = (50.0, 1.0),
+    steps: int = 300,
+) -> Figure:
+    """Chapter 4: Theorem 2's two terms against the exact risk of the EMA (``θ(0) = (1, 1)``).
+
+    Solid: the exact ``E[L(θ̃_t)]``; dashed: Theorem 2's right side; dash-dotted: its first term,
+    which is the exact risk with the noise switched off (``c = 0``); dotted: the noise part of the
+    exact risk (exact risk minus that), which rises to the grey line, Theorem 2's second term.
+    """
+    problem = NQM(h, c, theta0=[1.0, 1.0])
+    noise_free = NQM(h, [0.0, 0.0], theta0=[1.0, 1.0])
+    hyper = {"lr": lr, "batch_size": batch_size, "ema_decay": ema_decay}
+    exact = risk_curve(problem, steps, **hyper)
+    bias = risk_curve(noise_free, steps, **hyper)
+    bound = theorem2_bound(problem, steps, **hyper)
+    t = np.arange(steps + 1)
+    fig, (ax,) = new_figure()
+    plot_theory(ax, exact, color=SCHEME_COLORS["ema"], label="exact E[L(θ̃ₜ)]")
+    ax.plot(t, bound, color="black", ls="--", lw=1.2, label="Theorem 2, right side")
+    ax.plot(t, bias, color="0.5", ls="-.", lw=1.2, label="first term (= exact risk with c = 0)")
+    ax.plot(
+        t[1:],
+        (exact - bias)[1:],
+        color=SCHEME_COLORS["ema"],
+        ls=":",
+        lw=2,
+        label="noise part of the exact risk",
+    )
+    ax.axhline(bound[-1] - bias[-1], color="0.5", lw=1, label="second term (its limit)")
+    label_risk_axes(ax, ylabel=r"$\mathbb{E}[L(\tilde\theta_t)]$")
+    ax.set_ylim(1e-4, 40)
+    ax.set_title(f"η = {lr:.3g}, B = {batch_size}, γ = {ema_decay:.3g}: bias + noise = exact")
+    ax.legend(loc="upper right")
+    return fig
+
+
+def ema_lag_figure(
+    ema_decays: tuple[float, ...] = (0.9, 0.97, 0.98, 0.99, 0.995),
+    lr: float = 0.02,
+    *,
+    h: tuple[float, float] = (50.0, 1.0),
+    steps: int = 1500,
+) -> Figure:
+    """Chapter 4: the noise-free risk of the EMA for decays around SGD's slowest factor ``r_d``.
+
+    Without noise (``c = 0``, ``θ(0) = (1, 1)``) the curves show only the bias: solid for
+    ``γ < r_d = 1 − η h_d`` (SGD's rate, constant lag), dash-dotted at ``γ = r_d`` (lag ∝ t²),
+    dashed above (decays like ``γ^t``); SGD's own curve in black.
+    """
+    noise_free = NQM(h, [0.0] * len(h), theta0=[1.0] * len(h))
+    r_slowest = 1.0 - lr * min(h)
+    fig, (ax,) = new_figure()
+    plot_theory(ax, risk_curve(noise_free, steps, lr=lr), label="SGD (last iterate)")
+    for index, gamma in enumerate(ema_decays):
+        style = "-." if np.isclose(gamma, r_slowest, rtol=1e-9) else ("-" if gamma < r_slowest else "--")
+        curve = risk_curve(noise_free, steps, lr=lr, ema_decay=gamma)
+        plot_theory(ax, curve, color=coordinate_color(index), ls=style, label=f"EMA γ = {gamma:g}")
+    label_risk_axes(ax)
+    ax.set_ylim(1e-16, 50)
+    ax.set_title(f"Noise-free (c = 0): γ < r_d = {r_slowest:.3g} solid, = r_d dash-dot, > r_d dashed")
+    ax.legend(loc="lower left")
+    return fig
+
+
+def ema_batch_size_figure(
+    lr: float = 0.02,
+    ema_decay: float = 0.9,
+    *,
+    h: tuple[float, float] = (50.0, 1.0),
+    c: tuple[float, float] = (50.0, 1.0),
+    budget: int = 200,
+    largest_batch: int = 16384,
+) -> Figure:
+    """Chapter 4: when the EMA helps, at a fixed ``η`` (``θ(0) = (1, 1)``).
+
+    Top: SGD and its EMA at ``B = 1`` (solid) and ``B = largest_batch`` (dashed) over ``budget``
+    steps. Bottom: the risk after ``budget`` steps against ``B`` (powers of two) for SGD, the EMA
+    ``γ = ema_decay`` and the EMA ``γ = 0.98``, with the noise-free SGD risk dotted.
+    """
+    problem = NQM(h, c, theta0=[1.0, 1.0])
+    noise_free = NQM(h, [0.0, 0.0], theta0=[1.0, 1.0])
+    batch_sizes = 2 ** np.arange(int(np.log2(largest_batch)) + 1)
+    fig, (top, bottom) = new_figure(nrows=2, height=7.5)
+    for b, style in [(1, "-"), (largest_batch, "--")]:
+        plot_theory(top, risk_curve(problem, budget, lr=lr, batch_size=b), ls=style, label=f"SGD, B = {b}")
+        ema = risk_curve(problem, budget, lr=lr, batch_size=b, ema_decay=ema_decay)
+        plot_theory(top, ema, color=SCHEME_COLORS["ema"], ls=style, label=f"EMA γ = {ema_decay:g}, B = {b}")
+    label_risk_axes(top)
+    top.set_title(f"η = {lr:g}")
+    top.legend()
+    for index, gamma in enumerate([0.0, ema_decay, 0.98]):
+        final = [risk_curve(problem, budget, lr=lr, batch_size=b, ema_decay=gamma)[-1] for b in batch_sizes]
+        label = "SGD (last iterate)" if gamma == 0 else f"EMA γ = {gamma:g}"
+        color = "black" if gamma == 0 else coordinate_color(index + 1)
+        bottom.loglog(batch_sizes, final, "o-", color=color, ms=3, label=label)
+    bottom.axhline(risk_curve(noise_free, budget, lr=lr)[-1], color="0.5", ls=":", label="SGD, c = 0")
+    bottom.set_xscale("log", base=2)
+    bottom.set_xlabel("batch size $B$")
+    bottom.set_ylabel(f"E[L] after T = {budget} steps")
+    bottom.set_title(f"Same η = {lr:g} for every B")
+    bottom.legend()
     return fig

@@ -244,3 +244,19 @@ def test_claim_risk_depends_on_noise_covariance_only_through_its_diagonal_in_the
     # and a C whose rotated diagonal differs changes the risk
     other = Q @ (np.diag(c * [1.0, 1.0, 1.0, 1.2]) + coupling) @ Q.T
     assert _full_matrix_risk(H, other, theta0, 300, **hyper)[0][-1] > 1.01 * risk_shared[-1]
+
+
+def test_paper_spectrum_figure_draws_the_exact_and_the_rounded_spectrum():
+    import matplotlib.pyplot as plt
+
+    from nqm_lib.figures import paper_spectrum_figure
+
+    fig = paper_spectrum_figure(d=500, bins=20)
+    (ax,) = fig.axes
+    exact, rounded = ax.lines
+    np.testing.assert_allclose(exact.get_ydata(), 1.0 / np.arange(1, 501))
+    binned = NQM.paper_spectrum(d=500, bins=20)
+    np.testing.assert_allclose(rounded.get_ydata(), binned.h)
+    assert rounded.get_xdata()[-1] == 500
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    plt.close(fig)
