@@ -10,13 +10,13 @@ the *critical* noise scale: below it a doubling of B nearly doubles the progress
 it hardly helps. When H is a multiple of the identity (or its effect is ignored) this becomes
 the *simple* noise scale
 
-    B_simple = tr(C) / |G|²,
+    B_simple = tr(C) / ‖G‖²,
 
 the ratio of the noise's total variance to the squared gradient. Both grow along training as the
 gradient shrinks and the noise does not.
 
 On the NQM the gradient is random along an SGD run, and what the expected-risk curves give are
-the second moments ``m_i = E[θ_i²]``; :func:`nqm_noise_scales` uses ``E|G|² = Σ h_i² m_i`` and
+the second moments ``m_i = E[θ_i²]``; :func:`nqm_noise_scales` uses ``E‖G‖² = Σ h_i² m_i`` and
 ``E[GᵀHG] = Σ h_i³ m_i`` in the denominators (the noise scale of the average squared gradient).
 """
 
@@ -36,7 +36,7 @@ class NoiseScales(NamedTuple):
     """The two noise scales of McCandlish et al. (2018), in examples per batch."""
 
     simple: float | np.ndarray
-    """``B_simple = tr C / |G|²``."""
+    """``B_simple = tr C / ‖G‖²``."""
     critical: float | np.ndarray
     """``B_noise = tr(HC) / GᵀHG``."""
 
@@ -56,7 +56,7 @@ def _as_matrix(name: str, value: object, size: int) -> np.ndarray:
 
 
 def gradient_noise_scales(hessian: object, covariance: object, gradient: object) -> NoiseScales:
-    """``B_simple = tr C / |G|²`` and ``B_noise = tr(HC) / GᵀHG`` at one point.
+    """``B_simple = tr C / ‖G‖²`` and ``B_noise = tr(HC) / GᵀHG`` at one point.
 
     Parameters
     ----------
@@ -70,7 +70,7 @@ def gradient_noise_scales(hessian: object, covariance: object, gradient: object)
     Raises
     ------
     ValueError
-        If the shapes disagree, an entry is not finite, ``|G| = 0`` (the noise scale is
+        If the shapes disagree, an entry is not finite, ``‖G‖ = 0`` (the noise scale is
         infinite at a stationary point), or ``GᵀHG ≤ 0`` (no descent direction along G).
 
     Examples
