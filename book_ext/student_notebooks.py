@@ -25,10 +25,12 @@ What each construct becomes (the text around it is kept exactly as written):
   stay code cells (so "Run all" still runs them), folded where the front end allows it:
   ``jupyter.source_hidden``/``outputs_hidden`` (JupyterLab, Notebook 7) and ``cellView: form``
   (Colab, which shows "Show code" instead of the code);
+* ``{margin}``, ``{sidebar}`` → block quotes with a bold title; ``{epigraph}`` → a block quote;
 * ``$$ … $$ (label)`` and ``{math}`` with a label → ``$$ … \\tag*{(3.1)} $$`` with the site's
   number; ``(label)=`` targets, ``%`` comments and ``+++`` breaks are dropped; display math gets
-  blank lines around it, and math inside a block quote is put on one line (JupyterLab finds math
-  before it parses Markdown, so a ``>`` on a continuation line would end up inside the formula);
+  blank lines around it (amsmath environments at the top level are put in ``$$``), and math inside
+  a block quote is put on one line (JupyterLab finds math before it parses Markdown, so a ``>``
+  on a continuation line would end up inside the formula);
 * headings get the site's section numbers ("## 3.1. The heavy-ball update").
 
 Code cells are carried over unchanged (source, outputs, execution counts), with folding metadata
@@ -37,6 +39,13 @@ and links to its page on the site, whose address is ``html.baseurl`` in ``_confi
 
 Any role, directive or MyST syntax without a rule here stops the build with an error naming the
 chapter and the cell: add a rule rather than let raw markup through.
+
+Why a converter of our own, inside the build: ``sphinx-tojupyter`` (QuantEcon's) is a separate
+builder that writes notebooks back from the doctree, so it re-renders every paragraph, list and
+formula (and knows neither MyST-NB's glue nor gated solutions); jupytext with a filter would
+work on the source but has no access to the numbers and titles Sphinx assigns. Here the
+author's Markdown is kept line for line, only MyST constructs are rewritten, and what they
+become comes from the same build, with the same numbers, as the site.
 """
 
 from __future__ import annotations
@@ -89,6 +98,9 @@ HEADING = re.compile(r"^(?P<hashes>#{1,6})(?P<rest>\s.*|)$")
 TARGET = re.compile(r"^\s{0,3}\([^)\s]+\)=\s*$")
 COMMENT = re.compile(r"^\s{0,3}%")
 BLOCK_BREAK = re.compile(r"^\s{0,3}\+\+\+")
+AMSMATH = re.compile(r"^\\begin\{(?:equation|multline|gather|align|alignat|flalign|eqnarray)\*?\}")
+AMSMATH_END = re.compile(r"\\end\{(?:equation|multline|gather|align|alignat|flalign|eqnarray)\*?\}\s*$")
+DEFINITION = re.compile(r"^:\s+\S")
 MATH_BLOCK_END = re.compile(r"^(?P<body>.*?)\$\$\s*(?:\((?P<label>[^)\s]+)\))?\s*$")
 #: Inline syntax, tried in this order at each position: escapes and code spans are kept as they
 #: are, roles and links converted, math kept (only made one line inside block quotes).
@@ -274,7 +286,7 @@ class MystToMarkdown:
         self.resolver.finish(self.headings, self.counts)
 
     def _flush(self) -> None:
-        text = "\n".join(self._text).strip("\n")
+        text = tidy("\n".join(self._text))
         self._text.clear()
         if text or self.gated is not None:
             self._pieces.append(Piece(text, self.gated, self._continued if self.gated else False))
@@ -315,6 +327,15 @@ class MystToMarkdown:
                 index = self._math_block(lines, index, out=out)
             elif TARGET.match(line) or COMMENT.match(line) or BLOCK_BREAK.match(line):
                 index += 1  # site-only: a label, a comment, a cell break
+            elif AMSMATH.match(line):  # a top-level environment: display math in every front end
+                flush_paragraph()
+                end = next((i for i in range(index, len(lines)) if AMSMATH_END.search(lines[i])), None)
+                if end is None:
+                    raise ConversionError(f"unclosed {line.strip()!r}")
+                out.extend(["", "$$", *lines[index : end + 1], "$$", ""])
+                index = end + 1
+            elif DEFINITION.match(line) and paragraph:
+                raise ConversionError(f"a definition list ({paragraph[-1]!r}): no rule yet")
             elif top and HEADING.match(line):
                 flush_paragraph()
                 heading = HEADING.match(line)
@@ -416,6 +437,12 @@ class MystToMarkdown:
             )
         elif name == "dropdown":
             block = fold(self._inline(argument) or "Details", self._body(directive.body))
+        elif name in ("margin", "sidebar"):
+            block = block_quote(self._inline(argument) or "Aside", self._body(directive.body))
+        elif name in ("epigraph", "pull-quote", "highlights"):
+            block = "\n".join(
+                f"> {line}" if line.strip() else ">" for line in self._body(directive.body).split("\n")
+            )
         elif name.startswith("prf:") and kind in PROOF_KINDS:
             title = self.resolver.numbered_title("proof", self._count("proof")) + subtitle
             block = block_quote(title, self._body(directive.body))

@@ -259,7 +259,7 @@ def convert(*sources, glue=None):
 @pytest.mark.parametrize(
     "source, message",
     [
-        (":::{margin}\nText.\n:::", "no rule for the directive {margin}"),
+        (":::{tab-set}\nText.\n:::", "no rule for the directive {tab-set}"),
         (":::{note}\nnever closed", "unclosed fence"),
         ("  :::{note}\n  Indented.\n  :::", "indented directive"),
         ("{glue:text}`nothing:.2f`", "nothing glued"),
@@ -269,11 +269,43 @@ def convert(*sources, glue=None):
         ("$$\nnever closed", "unclosed $$"),
         (":::{solution-end}\n:::", "solution-end without solution-start"),
         (":::{admonition}\nNo title.\n:::", "without a title"),
+        ("Term\n: its definition", "definition list"),
+        ("\\begin{align}\na &= b", "unclosed"),
+        ("$$\nx % a TeX comment\n$$", None),
     ],
 )
 def test_converter_refuses_what_it_has_no_rule_for(source, message):
+    if message is None:  # allowed outside block quotes, where the formula keeps its lines
+        convert(source)
+        with pytest.raises(ConversionError, match="TeX comment"):
+            convert(f":::{{note}}\n{source}\n:::")
+        return
     with pytest.raises(ConversionError, match=re.escape(message)):
         convert(source)
+
+
+def test_converter_writes_each_construct_as_plain_markdown():
+    glue = {"x": {"text/plain": "0.123456"}, "n": {"text/plain": "7"}, "md": {"text/markdown": "*bold*"}}
+    source = (
+        "# Title\n\n(sec-a)=\n## Section\n\n% a comment\n+++\n"
+        "Glued {glue:text}`x:.2e`, {glue:text}`n:d`, {glue}`x`, {glue:md}`md`; {doc}`02_sgd`, "
+        "[text](#label) and a [URL](https://example.org).\n\n"
+        ":::{prf:theorem} Name\n:label: thm-a\nIt holds: $a\n+ b$.\n\n$$\nx\n$$\n:::\n\n"
+        ":::{margin}\nAside.\n:::\n\n:::{epigraph}\nQuoted.\n:::\n\n"
+        "\\begin{align}\na &= b\n\\end{align}\n\n"
+        "```{math}\n:label: eq-b\ny = 1\n```"
+    )
+    [[piece]], converter = convert(source, glue=glue)
+    assert piece.text == (
+        "# 4. Title\n\n## 4.1. Section\n\n"
+        "Glued 1.23e-01, 7, 0.123456, *bold*; [doc:02_sgd](https://site/), "
+        "[text](https://site/#label) and a [URL](https://example.org).\n\n"
+        "> **Theorem 4.1 (Name)**\n>\n> It holds: $a + b$.\n>\n> $$ x $$\n\n"
+        "> **Aside**\n>\n> Aside.\n\n> Quoted.\n\n"
+        "$$\n\\begin{align}\na &= b\n\\end{align}\n$$\n\n"
+        "$$\ny = 1 \\tag*{(4.1)}\n$$"
+    )
+    assert converter.headings == 2 and converter.counts == {"proof": 1}
 
 
 def test_converter_refuses_a_role_sphinx_does_not_know():
