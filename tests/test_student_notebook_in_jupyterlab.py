@@ -153,6 +153,7 @@ def test_student_notebook_reads_runs_and_redraws_in_jupyterlab(jupyterlab):
             "Array.from(document.querySelectorAll('.jp-RenderedMarkdown details')).map(d => d.open)"
         )
         assert details == [False] * folds, f"{folds} folds expected, closed: {details}"
+        assert "Error displaying widget" not in page.inner_text(".jp-Notebook"), "before Run All"
         collapsed = page.evaluate("document.querySelectorAll('.jp-Cell .jp-InputPlaceholder').length")
         assert collapsed == hidden_sources, f"{collapsed} folded code cells, {hidden_sources} expected"
         page.screenshot(path=str(SCREENSHOTS / "jupyterlab_before_run_all.png"))
