@@ -775,20 +775,20 @@ class SiteResolver(Resolver):
             return f"${node.astext()}$"
         if isinstance(node, nodes.literal):
             return f"`{node.astext()}`"
-        if isinstance(node, nodes.emphasis):
-            return f"*{inner()}*"
-        if isinstance(node, nodes.strong):
-            return f"**{inner()}**"
-        if isinstance(node, nodes.subscript):
-            return f"<sub>{inner()}</sub>"
-        if isinstance(node, nodes.superscript):
-            return f"<sup>{inner()}</sup>"
         if isinstance(node, nodes.reference):
             url = node.get("refuri")
             url = urljoin(self.page, url) if url else f"{self.page}#{node['refid']}"
             return f"[{inner().strip()}]({url})"
-        if isinstance(node, nodes.inline | nodes.abbreviation | nodes.paragraph):
-            return inner()
+        wrappers = {
+            nodes.emphasis: "*{}*",
+            nodes.strong: "**{}**",
+            nodes.subscript: "<sub>{}</sub>",
+            nodes.superscript: "<sup>{}</sup>",
+            nodes.inline | nodes.abbreviation | nodes.paragraph: "{}",
+        }
+        for kind, template in wrappers.items():
+            if isinstance(node, kind):
+                return template.format(inner())
         raise ConversionError(f"no Markdown for a {type(node).__name__} node ({node.astext()!r})")
 
 

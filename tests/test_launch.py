@@ -46,8 +46,7 @@ def test_binder_installs_the_library_and_a_cpu_only_torch():
 
 @pytest.mark.parametrize("chapter", chapter_notebooks(), ids=lambda p: p.name)
 def test_launch_and_download_buttons_hand_out_the_student_notebook(built_site, chapter):
-    result, html = built_site
-    assert result.returncode == 0, "the site did not build: see test_book.py"
+    _, html = built_site  # (whether it built without warnings is test_book.py's concern)
     page = html / "chapters" / f"{chapter.stem}.html"
     links = re.findall(r'href="([^"]+)"', page.read_text(encoding="utf-8"))
     student = f"notebooks/{chapter.name}"

@@ -451,8 +451,8 @@ def test_small_book_buttons_open_the_student_notebook(small_book):
 
 
 def test_committed_student_notebooks_are_what_the_build_makes_now(built_site):
-    result, html = built_site
-    assert result.returncode == 0, "the site did not build: see test_book.py"
+    _, html = built_site  # (a build that only warned still writes them: test_book.py fails on warnings)
+    assert (html / "notebooks").is_dir(), "the site build wrote no student notebooks: see test_book.py"
     built = sorted(p.name for p in (html / "notebooks").glob("*.ipynb"))
     assert built == sorted(p.name for p in STUDENT.glob("*.ipynb"))
     stale = [n for n in built if (html / "notebooks" / n).read_bytes() != (STUDENT / n).read_bytes()]
