@@ -19,9 +19,12 @@ $(READY): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[book,test,torch]"
 	@touch $@
 
-## make book: build the HTML site into _build/html (the committed notebook outputs are shown as they are)
+## make book: build the HTML site into _build/html (the committed notebook outputs are shown as they are),
+## and write the student notebooks (plain Jupyter Markdown, for Colab and Binder) into notebooks/
 book: $(READY)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	@rm -f notebooks/*.ipynb && cp _build/html/notebooks/*.ipynb notebooks/
+	@echo "Student notebooks written to notebooks/ (commit them: Colab opens them from the repository)."
 	@echo ""
 	@echo "The site is built: open _build/html/index.html (or run 'make serve')."
 

@@ -1,5 +1,9 @@
 """Chapters run where students run them: Binder's pinned environment and Colab's first cell.
 
+Each chapter page's launch buttons (Colab, Binder) and its ``.ipynb`` download hand the reader
+the chapter's *student notebook* (``notebooks/``, plain Jupyter Markdown: see
+``tests/test_student_notebooks.py``), not the MyST source.
+
 The Colab test plays Colab: a fresh virtual environment with the chapters' runtime packages
 but without nqm_lib. Executing a chapter there must install nqm_lib through the shared setup
 cell (from this checkout, standing in for the repository URL via NQM_LIB_SOURCE) and then
@@ -10,6 +14,7 @@ import re
 import subprocess
 import venv
 from pathlib import Path
+from urllib.parse import urljoin
 
 import nbformat
 import pytest
@@ -37,6 +42,24 @@ def test_binder_installs_the_library_and_a_cpu_only_torch():
     requirements = (ROOT / "binder" / "requirements.txt").read_text(encoding="utf-8")
     assert "torch==2.13.0+cpu" in requirements and "whl/cpu" in requirements
     assert "pip install --no-deps" in (ROOT / "binder" / "postBuild").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("chapter", chapter_notebooks(), ids=lambda p: p.name)
+def test_launch_and_download_buttons_hand_out_the_student_notebook(built_site, chapter):
+    _, html = built_site  # (whether it built without warnings is test_book.py's concern)
+    page = html / "chapters" / f"{chapter.stem}.html"
+    links = re.findall(r'href="([^"]+)"', page.read_text(encoding="utf-8"))
+    student = f"notebooks/{chapter.name}"
+    repository = repository_url().removeprefix("https://github.com/")
+    assert f"https://colab.research.google.com/github/{repository}/blob/main/{student}" in links
+    assert f"https://mybinder.org/v2/gh/{repository}/main?urlpath=tree/{student}" in links
+    downloads = [link for link in links if link.endswith(".ipynb") and "://" not in link]
+    assert downloads == [f"../{student}"], f"{page.name}: .ipynb downloads {downloads}"
+    served = Path(urljoin(f"{html}/chapters/", downloads[0]))
+    assert served.read_bytes() == (ROOT / student).read_bytes(), "the download is not the committed notebook"
+    assert not [link for link in links if link.endswith(f"chapters/{chapter.name}")], (
+        "a button opens the source"
+    )
 
 
 def test_setup_cell_installs_from_the_configured_repository():

@@ -279,12 +279,12 @@ def test_clicking_a_figure_opens_the_png_itself(browser, site_url):
 def test_every_chapter_has_launch_and_download_buttons(browser, site_url, name):
     page, _ = open_page(browser, site_url, name)
     links = page.evaluate("Array.from(document.querySelectorAll('a')).map(a => a.href)")
-    notebook = name.removesuffix(".html") + ".ipynb"
+    notebook = f"notebooks/{Path(name).stem}.ipynb"  # the student notebook (book_ext/student_notebooks.py)
     repository = repository_url().removeprefix("https://github.com/")
     colab = f"https://colab.research.google.com/github/{repository}/blob/main/{notebook}"
     assert colab in links, f"{name}: no Colab button for {notebook}"
     assert any(link.startswith("https://mybinder.org/v2/gh/") and notebook in link for link in links)
-    download = f"{site_url}/_sources/{notebook}"
+    download = f"{site_url}/{notebook}"
     assert download in links, f"{name}: no .ipynb download button"
     assert page.request.get(download).ok, f"{name}: the .ipynb download is broken"
     page.close()
