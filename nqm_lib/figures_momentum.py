@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
-from matplotlib.ticker import MultipleLocator
+from matplotlib.ticker import MultipleLocator, NullLocator
 
 from . import acceleration, heavy_ball, momentum_conventions
 from .dynamics import max_stable_lr
@@ -204,9 +204,16 @@ WORKED_EXAMPLE = NQM([50.0, 1.0], [50.0, 1.0], theta0=[1.0, 1.0])
 
 
 def _finished(fig: Figure) -> Figure:
-    """Return ``fig`` without minor ticks: on log axes they cost a third of its drawing time."""
+    """Return ``fig`` without minor ticks on log axes that span three decades or more.
+
+    There the major ticks alone are dense enough to read, and the minor ones cost a third of the
+    drawing time; a shorter log axis keeps them (and their labels), or it would show one label.
+    """
     for ax in fig.axes:
-        ax.minorticks_off()
+        for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            low, high = sorted(limits)
+            if axis.get_scale() == "log" and low > 0 and high / low >= 1e3:
+                axis.set_minor_locator(NullLocator())
     return fig
 
 
@@ -389,7 +396,7 @@ def equivalence_figure(momentum: float = 0.5, qs: tuple[float, float] = (0.01, 1
     ``η`` is set by ``q₁ = β η h₁/(1 − β)²`` (:func:`equivalence_lr`); each run lasts five time
     scales ``(1 − β)/(η h_d)`` of the flat coordinate; log-log axes.
     """
-    fig, axes = new_figure(nrows=len(qs), height=3.8 * len(qs))
+    fig, axes = new_figure(nrows=len(qs), height=3.2 * len(qs))
     for ax, q in zip(axes, qs, strict=True):
         eta = equivalence_lr(momentum, q)
         horizon = int(5 * (1 - momentum) / (eta * WORKED_EXAMPLE.h.min()))
@@ -446,7 +453,7 @@ def window_tuning_figure(
     One panel per batch size; one solid curve per β (black: SGD) with its best η marked, and the
     risk at ``t = budget`` alone dotted; the dashed vertical line is SGD's cap ``2/h₁``.
     """
-    fig, axes = new_figure(nrows=len(batch_sizes), height=3.8 * len(batch_sizes))
+    fig, axes = new_figure(nrows=len(batch_sizes), height=3.5 * len(batch_sizes))
     for ax, batch_size in zip(axes, batch_sizes, strict=True):
         for index, (beta, tuned) in enumerate(_tunings(batch_size, momenta, budget, window_start).items()):
             color = "black" if beta == 0 else coordinate_color(index)
@@ -483,7 +490,7 @@ def tuned_runs_figure(
     Dashed: SGD tuned by the worst risk over the shaded window; solid: the best momentum run by that
     criterion; dotted: the best momentum run by the risk at ``t = budget`` alone (vertical line).
     """
-    fig, axes = new_figure(nrows=len(batch_sizes), height=3.8 * len(batch_sizes))
+    fig, axes = new_figure(nrows=len(batch_sizes), height=3.2 * len(batch_sizes))
     steps = int(1.2 * budget)
     with_momentum = tuple(beta for beta in momenta if beta > 0)
     for ax, batch_size in zip(axes, batch_sizes, strict=True):
@@ -568,7 +575,7 @@ def conventions_figure(
     drop_step: int = 150,
     factor: float = 0.1,
     steps: int = 400,
-    trials: int = 2000,
+    trials: int = 1000,
     seed: int = 0,
 ) -> Figure:
     """Exact risk of PyTorch's and Sutskever's momentum through a step decay of η, with Monte Carlo dots.
@@ -580,7 +587,7 @@ def conventions_figure(
     lrs = step_decay(steps, lr, drop_step=drop_step, factor=factor)
     fig, (ax,) = new_figure()
     for index, (convention, name) in enumerate(
-        [("pytorch", "PyTorch: θ ← θ − η_t v"), ("sutskever", "Sutskever/Keras: θ ← θ + v")]
+        [("pytorch", "PyTorch: θ ← θ − ηₜ v"), ("sutskever", "Sutskever/Keras: θ ← θ + v")]
     ):
         color = coordinate_color(index)
         exact = momentum_conventions.scheduled_risk_curve(
@@ -624,7 +631,7 @@ def acceleration_figure(theta0: float = 3.3, steps: int = 60) -> Figure:
         "Nesterov": {"lr": nag_lr, "momentum": nag_beta, "nesterov": True},
         "gradient descent": {"lr": 2 / (h_min + h_max)},
     }
-    fig, (shape, distance) = new_figure(nrows=2, height=7.2)
+    fig, (shape, distance) = new_figure(nrows=2, height=6.6)
     pieces = [((-3.0, 1.0), 25, "#1f77b4", (-1.6, 75)), ((1.0, 2.0), 1, "#ff7f0e", (1.5, 60)),
               ((2.0, 4.0), 25, "#1f77b4", (3.45, 40))]  # fmt: skip
     for (low, high), curvature, color, (x_text, y_text) in pieces:

@@ -31,13 +31,16 @@ def solid_lines(ax):
 
 
 def assert_finished(fig):
-    """A figure of the book: finite data everywhere, and no minor ticks (they double the drawing time)."""
+    """A figure of the book: finite data, and no minor ticks on log axes of 3+ decades (drawing time)."""
     assert isinstance(fig, Figure)
     for ax in fig.axes:
         for line in ax.lines:
             data = np.asarray(line.get_xydata(), dtype=float)
             assert np.all(np.isfinite(data)), line.get_label()
-        assert len(ax.xaxis.get_minorticklocs()) == len(ax.yaxis.get_minorticklocs()) == 0
+        for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            low, high = sorted(limits)
+            if axis.get_scale() == "log" and high / low >= 1e3:
+                assert len(axis.get_minorticklocs()) == 0
 
 
 def test_noise_free_risk_figure_draws_the_exact_risk_of_each_beta():
