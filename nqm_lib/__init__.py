@@ -10,6 +10,8 @@ The public API (each function names the chapter that introduces it in its module
   one run (chapters 2–3), and :func:`~nqm_lib.simulation.trajectory_risk` for iterates
   made elsewhere (PyTorch's, chapter 7);
 - :mod:`nqm_lib.formulas` — the closed forms the chapters display;
+- :mod:`nqm_lib.heavy_ball`, :mod:`nqm_lib.momentum_conventions` and :mod:`nqm_lib.acceleration`
+  (chapter 3) — imported on their own;
 - :mod:`nqm_lib.averaging` (chapter 4), :mod:`nqm_lib.batch_scaling` (chapter 6),
   :mod:`nqm_lib.torch_nqm` (chapter 7, imports PyTorch), :mod:`nqm_lib.adaptive` and
   :mod:`nqm_lib.schedules` (chapter 8), :mod:`nqm_lib.networks` (chapter 9, imports PyTorch) —

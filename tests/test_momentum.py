@@ -628,3 +628,130 @@ def test_claim_dampening_is_heavy_ball_at_lr_times_one_minus_dampening_after_the
     first_gradient = (WORKED.theta0 - b[1]) / (lr * (1 - delta))  # heavy ball's first step is η(1 − δ) g(0)
     np.testing.assert_allclose(a[1] - b[1], -lr * delta * first_gradient, rtol=1e-10)
     assert np.abs(a[400] - b[400]).max() < 1e-3 * np.abs(a[1] - b[1]).max()
+
+
+# ------------------------------------------------------------ the review's corrections (issue 21, items 2–4)
+
+
+def test_claim_at_batch_1_the_run_picked_by_the_risk_at_step_100_falls_smoothly_through_step_100():
+    # the risk at t = 100 alone picks β = 0.9 at B = 1 (as at B = 10⁴), but not on a dip: the chosen
+    # run has stopped oscillating well before t = 100 and falls monotonically through it
+    from nqm_lib.theory import first_minimum
+
+    best_at_100 = {}
+    for beta in (0.5, 0.9):
+        grid, curves, _, _ = worst_risk_over_window(1, beta, 60)
+        j = first_minimum(curves[:, 100])
+        best_at_100[beta] = (grid[j], curves[j, 100])
+    assert best_at_100[0.9][1] < best_at_100[0.5][1]
+    curve = risk_curve(WORKED, 130, lr=best_at_100[0.9][0], momentum=0.9)
+    assert np.all(np.diff(curve[70:]) < 0)
+    rises = np.flatnonzero(np.diff(curve) > 0)
+    assert rises.size and rises.max() < 70  # it did oscillate early on
+
+
+def test_claim_at_batch_1_the_worst_risk_over_the_window_of_falling_runs_is_their_risk_at_step_50():
+    # SGD's and β = 0.5's best runs by the window still fall through it, so the criterion measures
+    # their risk at t = 50: a different horizon from t = 100, at which β = 0.9 would be ahead
+    for beta in (0.0, 0.5):
+        grid, curves, worst, best = worst_risk_over_window(1, beta, 60)
+        assert np.all(np.diff(curves[best, 50:]) < 0)
+        assert worst[best] == curves[best, 50]
+    window_best = {beta: worst_risk_over_window(1, beta, 60) for beta in (0.5, 0.9)}
+    scores = {beta: result[2][result[3]] for beta, result in window_best.items()}
+    assert scores[0.5] < scores[0.9]
+
+
+def test_claim_the_worst_risk_over_the_window_jumps_across_neighbouring_learning_rates():
+    # β = 0.9, B = 1: the window maximum still depends on the phase near the window's start
+    grid, curves, worst, best = worst_risk_over_window(1, 0.9, 60)
+    nearby = worst[best - 4 : best + 1]
+    np.testing.assert_allclose(nearby, [0.462, 0.365, 0.406, 0.451, 0.356], atol=5e-4)
+    steps = 50 + curves[best - 4 : best + 1, 50:].argmax(axis=1)
+    assert set(steps) - {50}  # some maxima sit on an oscillation peak after t = 50, not at its start
+    assert np.all(np.abs(np.diff(nearby)) > 0.03)  # up and down by more than 3% between neighbours
+    assert grid[1] / grid[0] == pytest.approx(1.163, abs=1e-3)
+
+
+def test_claim_by_either_criterion_momentum_gains_little_at_batch_1():
+    from nqm_lib.theory import first_minimum
+
+    at_100 = {}
+    for beta in (0.0, 0.5, 0.9):
+        _, curves, _, _ = worst_risk_over_window(1, beta, 60)
+        at_100[beta] = curves[first_minimum(curves[:, 100]), 100]
+    gain = at_100[0.0] / min(at_100[0.5], at_100[0.9])
+    assert 1.0 < gain < 1.25
+    assert gain == pytest.approx(1.16, abs=0.005)
+
+
+def iterate_mean(x, beta, steps):
+    """E[θ(t)]/θ(0) of noise-free heavy ball from rest, by its recurrence (θ(−1) = θ(0))."""
+    mean = np.empty(steps)
+    previous = current = 1.0
+    for k in range(steps):
+        mean[k] = current
+        previous, current = current, (1 - x + beta) * current - beta * previous
+    return mean
+
+
+def test_claim_over_damped_roots_are_positive_below_lr_h_1_and_negative_above_so_the_mean_keeps_or_flips():
+    for x in np.concatenate([np.geomspace(1e-3, 0.99, 25), np.linspace(1.01, 3.99, 25)]):
+        boundary = (1 - np.sqrt(x)) ** 2
+        for beta in np.linspace(0.0, boundary, 8)[:-1]:
+            r1, r2 = roots_by_hand(x, beta)
+            assert abs(r1.imag) == abs(r2.imag) == 0  # over-damped: real roots
+            mean = iterate_mean(x, beta, 200)
+            mean = mean[np.abs(mean) > 1e-250]
+            if x < 1:
+                assert r1.real > 0 and r2.real >= 0
+                assert np.all(mean > 0)  # creeps to the optimum without crossing it
+            else:
+                assert r1.real < 0 and r2.real <= 0
+                assert x > 1 + beta  # over-damping at ηh > 1 forces ηh > 1 + β: a negative root sum
+                assert np.all(np.sign(mean[1:]) != np.sign(mean[:-1]))  # flips sign at every step
+
+
+def test_claim_the_wrong_rule_errs_strictly_except_at_lr_h_1_where_both_sides_are_0():
+    x = np.linspace(1e-3, 3.999, 4000)
+    x = x[np.abs(x - 1) > 1e-9]
+    assert np.all(np.abs(1 - x) > np.abs(1 - np.sqrt(x)))
+    assert abs(1 - 1.0) == abs(1 - np.sqrt(1.0)) == 0.0
+
+
+VARIANT_SETTINGS = {  # β = 0.9, effective learning rate 0.03 for each
+    "heavy ball": {"lr": 0.003},
+    "Nesterov": {"lr": 0.003, "nesterov": True},
+    "dampening": {"lr": 0.03, "dampening": 0.9},
+}
+
+
+def test_claim_the_damped_form_crosses_the_optimum_at_once_and_its_risk_peaks_at_step_4():
+    from nqm_lib import sample_path
+
+    noise_free = NQM(WORKED.h, [0.0, 0.0], theta0=WORKED.theta0)
+    stiff = sample_path(noise_free, 8, momentum=0.9, **VARIANT_SETTINGS["dampening"])[:, 0]
+    assert stiff[1] == pytest.approx(1 - 0.03 * 50)  # a full SGD step: η h₁ = 1.5 crosses the optimum
+    assert stiff[1] == pytest.approx(-0.5)
+    assert np.all(np.diff(stiff[:5]) < 0) and np.all(np.diff(stiff[4:]) > 0)  # turned round at step 4
+    assert stiff[4] == pytest.approx(-3.051, abs=5e-4)
+    curve = exact_risk_by_hand(WORKED, 300, momentum=0.9, batch_size=10_000, **VARIANT_SETTINGS["dampening"])
+    assert 1 + np.argmax(curve[1:]) == 4
+    assert curve[4] == pytest.approx(233.1, abs=0.05)
+    # the damped recursion from rest would take a first step ten times smaller: η (1 − β) g(0)
+    from_rest = 1 - 0.03 * (1 - 0.9) * 50
+    assert (1 - stiff[1]) / (1 - from_rest) == pytest.approx(10.0)
+
+
+def test_claim_heavy_balls_largest_risk_after_the_start_is_its_value_at_step_1_although_it_swings():
+    from nqm_lib import sample_path
+
+    curve = exact_risk_by_hand(WORKED, 300, momentum=0.9, batch_size=10_000, **VARIANT_SETTINGS["heavy ball"])
+    assert np.argmax(curve[1:]) == 0
+    assert curve[1] == pytest.approx(18.56, abs=0.01)
+    assert np.any(np.diff(curve[1:]) > 0)  # it does rise again, just never as high
+    noise_free = NQM(WORKED.h, [0.0, 0.0], theta0=WORKED.theta0)
+    stiff = sample_path(noise_free, 20, momentum=0.9, lr=0.003)[:, 0]
+    assert np.any(stiff < 0) and np.any(stiff[1:] > 0)  # the stiff coordinate swings about the optimum
+    nesterov = exact_risk_by_hand(WORKED, 300, momentum=0.9, batch_size=10**4, **VARIANT_SETTINGS["Nesterov"])
+    assert nesterov[-1] < curve[-1]  # and Nesterov ends on a lower floor
