@@ -267,8 +267,10 @@ def test_claim_damping_buys_little_at_batch_size_4096_and_costs_from_mu_1e_3_on(
         for p in (0.5, 1.0):
             assert oracle_tuned(binned, p, mu, 4096)[0] > undamped[p]
         assert best_precond_power(binned, BUDGET, batch_size=4096, damping=mu).risk > best_undamped
-    gains = [1 - best_precond_power(binned, BUDGET, batch_size=4096, damping=mu).risk / best_undamped
-             for mu in (1e-5, 1e-4)]
+    gains = [
+        1 - best_precond_power(binned, BUDGET, batch_size=4096, damping=mu).risk / best_undamped
+        for mu in (1e-5, 1e-4)
+    ]
     assert max(gains) < 0.005  # under half a percent
     assert oracle_tuned(binned, 1.0, 1e-4, 4096)[0] < undamped[1.0]  # a tiny damping still helps p = 1
 
@@ -311,7 +313,10 @@ def test_floors_by_curvature_figure_draws_each_powers_floor_and_the_initial_risk
 
 def test_best_power_figure_draws_the_given_numbers():
     fig = best_power_figure(
-        [0.0, 0.5, 1.0], {1: [3.0, 2.0, 4.0], 16: [1.0, 0.5, 0.6]}, {1: 0.5, 4: 0.6}, steps=10,
+        [0.0, 0.5, 1.0],
+        {1: [3.0, 2.0, 4.0], 16: [1.0, 0.5, 0.6]},
+        {1: 0.5, 4: 0.6},
+        steps=10,
         exact_best_power={1: 0.5, 4: 0.62},
     )
     top, bottom = fig.axes
@@ -335,7 +340,8 @@ def test_gradient_rms_figure_and_weight_decay_figure_draw_their_curves():
 
 def test_damping_figure_has_one_panel_per_batch_size_with_every_damping_labelled():
     fig = damping_figure(
-        [0.0, 1e-3, 1e-2], {1: {"a": [2.0, 1.0, 1.1], "b": [1.0, 0.9, 1.2]}, 4096: {"a": [1.0, 2.0, 3.0]}},
+        [0.0, 1e-3, 1e-2],
+        {1: {"a": [2.0, 1.0, 1.1], "b": [1.0, 0.9, 1.2]}, 4096: {"a": [1.0, 2.0, 3.0]}},
         steps=10,
     )
     top, bottom = fig.axes
