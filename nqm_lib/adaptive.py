@@ -650,7 +650,7 @@ def noisy_descent_1d(
     steps: int,
     *,
     lr: float | np.ndarray,
-    noise_std: float,
+    noise_std: float | Sequence[float],
     runs: int = 1000,
     seed: int = 0,
 ) -> np.ndarray:
@@ -658,7 +658,9 @@ def noisy_descent_1d(
 
     ``θ ← θ − η_t (f'(θ) + ε)``, ``ε ~ N(0, noise_std²)`` fresh every step (``noise_std = 0``
     is plain gradient descent). ``lr`` is a number or a schedule of ``steps`` numbers.
-    Returns the iterates, shape ``(steps + 1, runs)``.
+    Returns the iterates, shape ``(steps + 1, runs)``. With a list of noise levels the result has
+    shape ``(steps + 1, levels, runs)``, and every level scales the *same* standard-normal draws
+    (common random numbers): each row equals a separate call with that level and ``seed``.
     """
     steps = check_steps(steps)
     runs = check_steps(runs, "runs")
@@ -668,15 +670,21 @@ def noisy_descent_1d(
     if lr_array.ndim > 1 or (lr_array.ndim == 1 and lr_array.size != steps):
         raise ValueError(f"lr must be a number or a schedule of {steps} numbers, got shape {lr_array.shape}")
     lrs = np.broadcast_to(lr_array, (steps,))
-    noise_std = check_nonnegative("noise_std", noise_std)
+    levels = np.asarray(noise_std, dtype=float)
+    if levels.ndim > 1 or levels.size == 0:
+        raise ValueError(f"noise_std must be a number >= 0 or a list of them, got {noise_std!r}")
+    for level in levels.ravel():
+        check_nonnegative("noise_std", float(level))
+    scale = levels[:, None] if levels.ndim == 1 else levels
     if not np.isfinite(theta0):
         raise ValueError(f"theta0 must be a finite number, got {theta0!r}")
     rng = np.random.default_rng(seed)
-    path = np.empty((steps + 1, runs))
+    path = np.empty((steps + 1, *np.shape(scale)[:-1], runs))
     path[0] = theta0
     theta = path[0].copy()
+    noisy = bool(np.any(levels > 0))
     for t in range(steps):
-        noise = noise_std * rng.standard_normal(runs) if noise_std else 0.0
+        noise = scale * rng.standard_normal(runs) if noisy else 0.0
         theta = theta - lrs[t] * (landscape_gradient(theta) + noise)
         path[t + 1] = theta
     return path

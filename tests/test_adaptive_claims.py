@@ -235,3 +235,16 @@ def test_claim_the_best_one_over_t_schedule_beats_every_constant_rate_by_at_leas
     ratio = constant / one_over_t.min(axis=0)
     assert ratio[10:].min() == pytest.approx(1.111, abs=1e-3)
     assert ratio[-1] > 4
+
+
+def test_noisy_descent_with_a_list_of_noise_levels_equals_separate_runs_with_the_same_seed():
+    from nqm_lib.adaptive import noisy_descent_1d
+
+    levels = [0.0, 3.0, 10.0]
+    together = noisy_descent_1d(-1.0, 40, lr=0.03, noise_std=levels, runs=25, seed=2)
+    assert together.shape == (41, 3, 25)
+    for k, level in enumerate(levels):
+        alone = noisy_descent_1d(-1.0, 40, lr=0.03, noise_std=level, runs=25, seed=2)
+        np.testing.assert_array_equal(together[:, k], alone)
+    with pytest.raises(ValueError, match="noise_std"):
+        noisy_descent_1d(-1.0, 5, lr=0.03, noise_std=[1.0, -2.0])
