@@ -154,10 +154,11 @@ def test_drug_response_regression_is_the_chapters_problem():
     assert np.count_nonzero(theta_true) == active.size == 10
 
 
-def test_claim_fresh_runs_show_the_constant_rate_winners_were_flattered_and_cosine_runs_were_not():
-    """Chapter 8: on 32 fresh runs the tuned constant rates of SGD, AdaGrad and Adam are 10–30%
-    worse than on their 8 tuning runs, the cosine runs are not worse, and SGD's bootstrap
-    interval lies below AdaGrad's and Adam's. Fresh runs seeded apart from the chapter's."""
+def test_claim_on_fresh_runs_tuned_sgd_beats_adagrad_and_adam_and_a_cosine_decay_beats_it():
+    """Chapter 8: on fresh runs at the tuned rates, SGD's bootstrap interval lies below AdaGrad's
+    and Adam's, and SGD with a tuned cosine decay ends below 0.4 times constant-rate SGD; a mean of
+    8 runs of constant-rate SGD has a standard error of 5–12%. Fresh runs seeded apart from the
+    chapter's."""
     drug, _, _ = drug_response_regression()
     grid = np.geomspace(1e-3, 0.5, 10)
     fresh = {"batch_size": 64, "tuning_runs": 8, "tuning_seed": 5, "runs": 32, "seed": 16}
@@ -167,13 +168,13 @@ def test_claim_fresh_runs_show_the_constant_rate_winners_were_flattered_and_cosi
     }
     decay = cosine_schedule(500, 1.0)
     cosine = tune_then_rerun(drug, SGD, grid, np.zeros(50), 500, lr_factors=decay, **fresh)
-    for result in results.values():
-        optimism = result.excess[-1].mean() / result.tuning_loss[result.index] - 1
-        assert 0.05 < optimism < 0.35
-    assert cosine.excess[-1].mean() < 1.05 * cosine.tuning_loss[cosine.index]
+    for result in (*results.values(), cosine):
+        assert 0 < result.index < grid.size - 1  # no tuned rate on the edge of its grid
     intervals = {name: bootstrap_mean_interval(result.excess[-1]) for name, result in results.items()}
     assert intervals["SGD"][1] < min(intervals["AdaGrad"][0], intervals["Adam"][0])
     assert cosine.excess[-1].mean() < 0.4 * results["SGD"].excess[-1].mean()  # 0.0144 → 0.0041
+    final = results["SGD"].excess[-1]
+    assert 0.05 < final.std(ddof=1) / final.mean() / np.sqrt(8) < 0.12
 
 
 def test_claim_adam_reaches_its_floor_only_after_several_time_constants():
