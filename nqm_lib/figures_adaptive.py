@@ -272,13 +272,16 @@ def power_schedules_figure(
     *,
     simulated: tuple[int, np.ndarray, np.ndarray] | None = None,
     floor: float | None = None,
+    floor_label: str = "floor of the constant rate",
+    title: str = "power schedules",
 ) -> Figure:
     """Chapter 8: power schedules ``η_t = η_0/(1 + t/τ)^a`` (top) and their exact risk (bottom).
 
     ``lrs`` has one schedule per row and ``risks`` the exact risk curve of each (one more
     column); both are drawn on log–log axes at about 400 log-spaced steps. ``simulated`` =
     ``(row, mean, stderr)`` adds a Monte Carlo estimate for one schedule; ``floor`` a dotted
-    horizontal line (the floor of a constant rate).
+    horizontal line (the floor of a constant rate) labelled ``floor_label``; ``title`` tops the
+    schedules' panel.
     """
     horizon = lrs.shape[1]
     t = np.unique(np.geomspace(1, horizon, 400).astype(int))
@@ -293,10 +296,10 @@ def power_schedules_figure(
         label = f"Monte Carlo, $a = {powers[row]:g}$"
         plot_simulation(bottom, mean, stderr, color=coordinate_color(row), label=label)
     if floor is not None:
-        bottom.axhline(floor, color="black", ls=":", lw=1, label="floor of the constant $\\eta_0$")
+        bottom.axhline(floor, color="black", ls=":", lw=1, label=floor_label)
     top.set_xlabel("step $t$")
     top.set_ylabel(r"$\eta_t = \eta_0 / (1 + t/\tau)^a$")
-    top.set_title("power schedules")
+    top.set_title(title)
     top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     label_risk_axes(bottom)
     bottom.set_xscale("log")

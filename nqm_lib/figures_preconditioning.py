@@ -227,18 +227,20 @@ def weight_decay_figure(
     *,
     decay: float,
     trials: int,
+    kappas: Mapping[float, float] | None = None,
     title: str = "",
 ) -> Figure:
     """Chapter 5: exact ``E[L(θ_t)]`` of SGD with weight decay ``λ`` (lines) and Monte Carlo at one ``λ``.
 
     ``excess_by_decay[λ]`` is the exact excess risk (without the penalty) for each ``λ``;
     ``monte_carlo`` the mean over ``trials`` runs at ``λ = decay``, drawn as dots in that
-    ``λ``'s colour.
+    ``λ``'s colour. ``kappas[λ]``, if given, is the condition number shown in the legend.
     """
     fig, (ax,) = new_figure()
     decays = list(excess_by_decay)
     for index, lam in enumerate(decays):
-        plot_theory(ax, excess_by_decay[lam], color=coordinate_color(index), label=rf"$\lambda = {lam:g}$")
+        label = rf"$\lambda = {lam:g}$" + (rf": $\kappa = {kappas[lam]:.3g}$" if kappas else "")
+        plot_theory(ax, excess_by_decay[lam], color=coordinate_color(index), label=label)
     colour = coordinate_color(decays.index(decay)) if decay in decays else "black"
     label = rf"Monte Carlo, $\lambda = {decay:g}$ ({trials} runs)"
     plot_simulation(ax, monte_carlo, color=colour, label=label)
@@ -271,5 +273,5 @@ def damping_figure(
         ax.set_xlabel(r"damping $\mu$")
         ax.set_ylabel("tuned risk / best undamped")
         ax.set_title(f"$B = {batch_size}$, $T = {steps}$, $P = H^p + \\mu I$")
-        ax.legend(loc="upper left")
+        ax.legend(loc="best")
     return fig

@@ -39,7 +39,7 @@ __all__ = [
     "tuned_budget_risk",
 ]
 
-#: Chapter 5's grid of preconditioning powers: 0, 0.02, …, 1.
+#: The grid of preconditioning powers of chapter 5, from 0 to 1 in steps of 0.02.
 POWERS = np.linspace(0.0, 1.0, 51)
 
 #: The stable learning rates are searched as ``η = limit / (1 + e^{−x})``: ``x`` from

@@ -42,6 +42,8 @@ def test_power_schedules_figure_and_tuned_schedules_figure():
     )
     top, bottom = fig.axes
     assert "Robbins–Monro" in top.get_legend().get_texts()[1].get_text()
+    assert top.get_title() == "power schedules"
+    assert any(text.get_text() == "floor of the constant rate" for text in bottom.get_legend().get_texts())
     assert any(line.get_marker() == "o" for line in bottom.get_lines())
     budgets = np.array([10, 50, 100])
     fig = fa.tuned_schedules_figure({"a": lrs[0], "b": lrs[1]}, risks, budgets, risks[0], risks[1])
