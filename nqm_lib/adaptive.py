@@ -1,9 +1,9 @@
 """Adaptive optimisers in NumPy and the small problems chapter 8 runs them on.
 
 The optimisers (chapter 8) follow PyTorch's update rules and defaults exactly —
-``torch.optim.SGD`` (no momentum), ``Adagrad``, ``RMSprop`` and ``Adam`` with their default
-flags — so that, fed the same gradients, they produce the same iterates (the tests compare
-them in float64). They share one interface::
+``torch.optim.SGD`` (no momentum), ``Adagrad``, ``RMSprop``, ``Adam`` (also with
+``amsgrad=True`` or ``decoupled_weight_decay=True``) and ``AdamW`` — so that, fed the same
+gradients, they produce the same iterates (the tests compare them in float64). They share one interface::
 
     optimizer = Adam(lr=0.01)
     params = optimizer.step(params, grad)   # returns the new parameters, keeps its own state
@@ -25,26 +25,34 @@ The problems:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from .problem import NQM
+from .theory import first_minimum
 from .validation import check_batch_size, check_fraction, check_nonnegative, check_steps
 
 __all__ = [
     "SGD",
     "AdaGrad",
     "Adam",
+    "AdamW",
+    "DrugResponse",
     "LeastSquares",
     "Optimizer",
     "RMSProp",
+    "TunedRuns",
     "basin_of",
+    "drug_response_regression",
     "landscape_gradient",
     "landscape_loss",
     "landscape_minima",
     "noisy_descent_1d",
     "run_optimizer",
     "small_regression",
+    "tune_then_rerun",
 ]
 
 
@@ -66,12 +74,16 @@ class Optimizer:
 
     Subclasses implement ``_update`` (the optimiser's own rule, applied to the gradient
     after weight decay). ``weight_decay`` λ is PyTorch's coupled L2 penalty: the gradient
-    becomes ``g + λθ`` before the update.
+    becomes ``g + λθ`` before the update. With ``decoupled_weight_decay=True`` (AdamW's rule) the
+    parameters are shrunk instead, ``θ ← (1 − ηλ) θ``, and the update sees the raw gradient.
     """
 
-    def __init__(self, lr: float | np.ndarray, *, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self, lr: float | np.ndarray, *, weight_decay: float = 0.0, decoupled_weight_decay: bool = False
+    ) -> None:
         self.lr = lr
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
+        self.decoupled_weight_decay = bool(decoupled_weight_decay)
         self.t = 0
         self._shape: tuple[int, ...] | None = None
 
@@ -97,7 +109,9 @@ class Optimizer:
             raise ValueError(
                 f"params changed shape from {self._shape} to {params.shape}; use a new optimizer"
             )
-        if self.weight_decay:
+        if self.weight_decay and self.decoupled_weight_decay:
+            params = params * (1.0 - self.lr * self.weight_decay)
+        elif self.weight_decay:
             grad = grad + self.weight_decay * params
         self.t += 1
         return self._update(params, grad)
@@ -187,8 +201,11 @@ class Adam(Optimizer):
         θ_t = θ_{t−1} − η m̂_t / (√v̂_t + ε)
 
     with ``m_0 = v_0 = 0``; ``ε`` is added to ``√v̂_t`` (PyTorch's placement, default
-    ``1e-8``), ``betas = (β₁, β₂) = (0.9, 0.999)``. ``bias_correction=False`` drops the two
-    divisions — not a PyTorch option, only a switch for the chapter's demonstration.
+    ``1e-8``), ``betas = (β₁, β₂) = (0.9, 0.999)``. ``amsgrad=True`` (Reddi et al., 2018)
+    divides by the largest ``v`` so far instead, ``v̂_t = max_{s≤t} v_s / (1 − β₂^t)``, so the
+    denominator never shrinks. ``decoupled_weight_decay=True`` is AdamW's rule (see
+    :class:`AdamW`). ``bias_correction=False`` drops the two divisions — not a PyTorch
+    option, only a switch for the chapter's demonstration.
     """
 
     def __init__(
@@ -198,29 +215,59 @@ class Adam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        decoupled_weight_decay: bool = False,
         bias_correction: bool = True,
     ) -> None:
-        super().__init__(lr, weight_decay=weight_decay)
+        super().__init__(lr, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay)
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         self.beta1 = check_fraction("beta1", betas[0])
         self.beta2 = check_fraction("beta2", betas[1])
         self.eps = check_nonnegative("eps", eps)
+        self.amsgrad = bool(amsgrad)
         self.bias_correction = bool(bias_correction)
 
     def _init_state(self, params: np.ndarray) -> None:
         self.m = np.zeros_like(params)
         self.v = np.zeros_like(params)
+        self.v_max = np.zeros_like(params) if self.amsgrad else None
 
     def _update(self, params: np.ndarray, grad: np.ndarray) -> np.ndarray:
         self.m = self.beta1 * self.m + (1.0 - self.beta1) * grad
         self.v = self.beta2 * self.v + (1.0 - self.beta2) * grad * grad
+        v = self.v
+        if self.v_max is not None:
+            self.v_max = v = np.maximum(self.v_max, self.v)
         if self.bias_correction:
             m_hat = self.m / (1.0 - self.beta1**self.t)
-            v_hat = self.v / (1.0 - self.beta2**self.t)
+            v_hat = v / (1.0 - self.beta2**self.t)
         else:
-            m_hat, v_hat = self.m, self.v
+            m_hat, v_hat = self.m, v
         return params - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter, 2019) as in ``torch.optim.AdamW``; chapter 8.
+
+    Adam with *decoupled* weight decay: every step first shrinks the parameters,
+    ``θ ← (1 − ηλ) θ``, then takes Adam's step with the raw gradient — so the decay is not
+    divided by ``√v̂ + ε`` as an L2 penalty in the gradient would be. PyTorch's default
+    ``weight_decay = 1e-2``; everything else as :class:`Adam`.
+    """
+
+    def __init__(
+        self,
+        lr: float | np.ndarray = 1e-3,
+        *,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ) -> None:
+        super().__init__(
+            lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, decoupled_weight_decay=True
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +316,7 @@ class LeastSquares:
     def excess_loss(self, theta: object) -> np.ndarray:
         """``L(θ) − L(θ̂) = ½ (θ − θ̂)ᵀ H (θ − θ̂)`` for every row of ``theta`` (last axis = p)."""
         delta = np.asarray(theta, dtype=float) - self.solution
-        return 0.5 * np.sum((delta @ self.hessian) * delta, axis=-1)
+        return 0.5 * np.einsum("...i,...i->...", delta @ self.hessian, delta)
 
     def loss(self, theta: object) -> np.ndarray:
         """``L(θ)`` for every row of ``theta`` (last axis = p)."""
@@ -311,6 +358,56 @@ class LeastSquares:
         return NQM(h, c, start)
 
 
+    def sgd_risk_curve(
+        self, theta0: object, steps: int, *, lr: float | np.ndarray, batch_size: int | None = None
+    ) -> np.ndarray:
+        """Exact ``E[L(θ_t)] − L(θ̂)``, t = 0..steps, of SGD with minibatches drawn with replacement (ch. 8).
+
+        With ``δ = θ − θ̂`` and residuals ``e_n = x_nᵀθ̂ − y_n``, one example's gradient is
+        ``g_n = x_n x_nᵀ δ + e_n x_n``, with mean ``Hδ`` over the examples. A minibatch of ``B``
+        independent draws averages ``B`` of them, so the mean ``m = E[δ]`` and the second moment
+        ``S = E[δδᵀ]`` follow a closed linear recursion::
+
+            m ← (I − ηH) m
+            S ← (I − ηH) S (I − ηH) + (η²/B) (M(S, m) − H S H),
+            M(S, m) = (1/N) Σ_n (x_nᵀ S x_n + 2 e_n x_nᵀ m + e_n²) x_n x_nᵀ,
+
+        and ``E[L(θ_t)] − L(θ̂) = ½ tr(H S)``, exactly. The local NQM (:meth:`local_nqm`) keeps
+        only the noise at ``θ̂`` (the ``e_n²`` term) and drops the part that grows with ``δ``.
+        ``lr`` is a number or a schedule of ``steps`` rates; ``batch_size=None`` is full-batch
+        gradient descent (no noise). Costs ``O(N p²)`` per step.
+        """
+        steps = check_steps(steps)
+        rates = np.broadcast_to(np.asarray(_check_lr(lr), dtype=float), (steps,))
+        if batch_size is not None:
+            batch_size = check_batch_size(batch_size)
+        mean = np.asarray(theta0, dtype=float) - self.solution
+        if mean.shape != (self.dim,):
+            raise ValueError(f"theta0 must have {self.dim} entries, got shape {mean.shape}")
+        second = np.outer(mean, mean)
+        residual = self.X @ self.solution - self.y
+        risk = np.empty(steps + 1)
+        risk[0] = 0.5 * np.sum(self.hessian * second)
+        for t in range(steps):
+            contraction = np.eye(self.dim) - rates[t] * self.hessian
+            new_second = contraction @ second @ contraction
+            if batch_size is not None:
+                weights = np.einsum("ni,ij,nj->n", self.X, second, self.X) + residual * (
+                    2.0 * (self.X @ mean) + residual
+                )
+                moment = (self.X * weights[:, None]).T @ self.X / self.n_examples
+                new_second += rates[t] ** 2 / batch_size * (moment - self.hessian @ second @ self.hessian)
+            second, mean = new_second, contraction @ mean
+            risk[t + 1] = 0.5 * np.sum(self.hessian * second)
+        return risk
+
+    def ridge_solution(self, weight_decay: float) -> np.ndarray:
+        """Minimiser of ``L(θ) + (λ/2)‖θ‖²``: ``(H + λI)^{−1} Xᵀy/N`` (chapter 8)."""
+        weight_decay = check_nonnegative("weight_decay", weight_decay)
+        shifted = self.hessian + weight_decay * np.eye(self.dim)
+        return np.linalg.solve(shifted, self.X.T @ self.y / self.n_examples)
+
+
 def small_regression(
     n_examples: int = 200, *, feature_mean: float = 0.0, noise_std: float = 0.5, seed: int = 42
 ) -> LeastSquares:
@@ -334,7 +431,7 @@ def small_regression(
 
 def run_optimizer(
     problem: LeastSquares,
-    optimizer: Optimizer,
+    optimizer: Optimizer | Sequence[Optimizer],
     theta0: object,
     steps: int,
     *,
@@ -353,6 +450,11 @@ def run_optimizer(
     Returns an array of shape ``(steps + 1, *lr_shape, runs, p)``, where ``lr_shape`` is the
     leading shape of an array learning rate (e.g. ``(grid,)`` for ``lr`` of shape
     ``(grid, 1, 1)``) and empty for a number. Row 0 is ``θ(0)``.
+
+    ``optimizer`` may also be a list of optimisers (learning rates of one shape). They then run
+    side by side on the *same* minibatches — common random numbers, so that their differences
+    are not blurred by different draws — with one gradient evaluation per step for all of them,
+    and the result has shape ``(steps + 1, len(optimizer), *lr_shape, runs, p)``.
     """
     steps = check_steps(steps)
     runs = check_steps(runs, "runs")
@@ -360,13 +462,21 @@ def run_optimizer(
         raise ValueError(f"runs must be an integer >= 1, got {runs!r}")
     if batch_size is not None:
         batch_size = check_batch_size(batch_size)
-    base_lr = optimizer.lr
+    stacked = isinstance(optimizer, list | tuple)
+    optimizers = list(optimizer) if stacked else [optimizer]
+    if not optimizers or not all(isinstance(item, Optimizer) for item in optimizers):
+        raise ValueError("optimizer must be an Optimizer or a non-empty list of them")
+    base_lrs = [item.lr for item in optimizers]
+    if len({np.shape(lr) for lr in base_lrs}) != 1:
+        raise ValueError("the optimisers of a list must have learning rates of the same shape")
     factors = None
     if lr_factors is not None:
         factors = np.asarray(lr_factors, dtype=float)
         if factors.shape != (steps,) or not np.all(np.isfinite(factors)) or np.any(factors <= 0):
             raise ValueError(f"lr_factors must hold {steps} finite numbers > 0, got shape {factors.shape}")
-    shape = np.broadcast_shapes(np.shape(base_lr), (runs, problem.dim))
+    shape = np.broadcast_shapes(np.shape(base_lrs[0]), (runs, problem.dim))
+    if stacked:
+        shape = (len(optimizers), *shape)
     theta = np.broadcast_to(np.asarray(theta0, dtype=float), shape).copy()
     rng = np.random.default_rng(seed)
     path = np.empty((steps + 1, *shape))
@@ -374,13 +484,107 @@ def run_optimizer(
     try:
         for t in range(steps):
             if factors is not None:
-                optimizer.lr = base_lr * factors[t]
+                for item, base_lr in zip(optimizers, base_lrs, strict=True):
+                    item.lr = base_lr * factors[t]
             batch = None if batch_size is None else rng.integers(0, problem.n_examples, (runs, batch_size))
-            theta = optimizer.step(theta, problem.gradient(theta, batch))
+            grad = problem.gradient(theta, batch)
+            if stacked:
+                new = np.empty_like(theta)
+                for index, item in enumerate(optimizers):
+                    new[index] = item.step(theta[index], grad[index])
+                theta = new
+            else:
+                theta = optimizer.step(theta, grad)
             path[t + 1] = theta
     finally:
-        optimizer.lr = base_lr
+        for item, base_lr in zip(optimizers, base_lrs, strict=True):
+            item.lr = base_lr
     return path
+
+
+class TunedRuns(NamedTuple):
+    """Result of :func:`tune_then_rerun`.
+
+    ``lr`` is the grid's best learning rate on the tuning runs and ``index`` its position in the
+    grid; ``tuning_loss`` the mean final excess loss of the tuning runs for every rate of the grid;
+    ``excess`` the excess loss of the fresh runs at ``lr`` (shape ``(steps + 1, runs)``) and
+    ``final`` their last iterates (shape ``(runs, p)``).
+    """
+
+    lr: float
+    index: int
+    tuning_loss: np.ndarray
+    excess: np.ndarray
+    final: np.ndarray
+
+
+def tune_then_rerun(
+    problem: LeastSquares,
+    make_optimizer: Callable[[float | np.ndarray], Optimizer],
+    grid: object,
+    theta0: object,
+    steps: int,
+    *,
+    batch_size: int | None,
+    tuning_runs: int,
+    tuning_seed: int,
+    runs: int,
+    seed: int,
+    lr_factors: object | None = None,
+) -> TunedRuns:
+    """Tune the learning rate on some seeds, then report fresh runs at the tuned rate (chapter 8).
+
+    ``make_optimizer(lr)`` builds the optimiser; the whole ``grid`` of rates runs at once on
+    ``tuning_runs`` runs seeded with ``tuning_seed`` (every rate sees the same minibatches), and
+    the rate with the lowest mean final excess loss wins (tie-robust,
+    :func:`~nqm_lib.theory.first_minimum`). Then ``runs`` new runs seeded with ``seed`` — which
+    must differ from ``tuning_seed`` — are made at that rate. The tuning runs' score at the
+    winning rate is biased low (it is the minimum of noisy estimates); the fresh runs are not.
+    """
+    if seed == tuning_seed:
+        raise ValueError(f"seed must differ from tuning_seed (fresh runs), got {seed!r} for both")
+    rates = np.asarray(grid, dtype=float)
+    if rates.ndim != 1 or rates.size < 3:
+        raise ValueError(f"grid must be a 1-D array of at least 3 learning rates, got shape {rates.shape}")
+    settings = {"batch_size": batch_size, "lr_factors": lr_factors}
+    sweep_optimizer = make_optimizer(rates[:, None, None])  # one row of runs per learning rate
+    sweep = run_optimizer(
+        problem, sweep_optimizer, theta0, steps, runs=tuning_runs, seed=tuning_seed, **settings
+    )
+    tuning_loss = problem.excess_loss(sweep[-1]).mean(axis=-1)
+    index = first_minimum(tuning_loss)
+    path = run_optimizer(
+        problem, make_optimizer(float(rates[index])), theta0, steps, runs=runs, seed=seed, **settings
+    )
+    return TunedRuns(float(rates[index]), index, tuning_loss, problem.excess_loss(path), path[-1])
+
+
+class DrugResponse(NamedTuple):
+    """Chapter 8's larger regression: the problem, the true coefficients and the active genes."""
+
+    problem: LeastSquares
+    theta_true: np.ndarray
+    active: np.ndarray
+
+
+def drug_response_regression(seed: int = 42) -> DrugResponse:
+    """Chapter 8's synthetic drug-response regression (the lecture notes' recipe, our own draws).
+
+    ``N = 2000`` cell lines and ``d = 50`` standardised gene-expression features in correlated
+    pairs (correlation 0.6, genes of one pathway); a sparse truth whose 10 active genes have
+    coefficients ``2 z`` with ``z ~ N(0, 1)``; targets with noise of standard deviation 1.5.
+    """
+    n_cells, n_genes = 2000, 50
+    rng = np.random.default_rng(seed)
+    correlation = np.eye(n_genes)
+    for i in range(0, n_genes, 2):
+        correlation[i, i + 1] = correlation[i + 1, i] = 0.6
+    features = rng.standard_normal((n_cells, n_genes)) @ np.linalg.cholesky(correlation).T
+    active = np.array([0, 3, 7, 12, 18, 25, 31, 38, 42, 47])
+    theta_true = np.zeros(n_genes)
+    theta_true[active] = 2.0 * rng.standard_normal(active.size)
+    targets = features @ theta_true + 1.5 * rng.standard_normal(n_cells)
+    return DrugResponse(LeastSquares(features, targets), theta_true, active)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,7 +650,7 @@ def noisy_descent_1d(
     steps: int,
     *,
     lr: float | np.ndarray,
-    noise_std: float,
+    noise_std: float | Sequence[float],
     runs: int = 1000,
     seed: int = 0,
 ) -> np.ndarray:
@@ -454,7 +658,9 @@ def noisy_descent_1d(
 
     ``θ ← θ − η_t (f'(θ) + ε)``, ``ε ~ N(0, noise_std²)`` fresh every step (``noise_std = 0``
     is plain gradient descent). ``lr`` is a number or a schedule of ``steps`` numbers.
-    Returns the iterates, shape ``(steps + 1, runs)``.
+    Returns the iterates, shape ``(steps + 1, runs)``. With a list of noise levels the result has
+    shape ``(steps + 1, levels, runs)``, and every level scales the *same* standard-normal draws
+    (common random numbers): each row equals a separate call with that level and ``seed``.
     """
     steps = check_steps(steps)
     runs = check_steps(runs, "runs")
@@ -464,15 +670,21 @@ def noisy_descent_1d(
     if lr_array.ndim > 1 or (lr_array.ndim == 1 and lr_array.size != steps):
         raise ValueError(f"lr must be a number or a schedule of {steps} numbers, got shape {lr_array.shape}")
     lrs = np.broadcast_to(lr_array, (steps,))
-    noise_std = check_nonnegative("noise_std", noise_std)
+    levels = np.asarray(noise_std, dtype=float)
+    if levels.ndim > 1 or levels.size == 0:
+        raise ValueError(f"noise_std must be a number >= 0 or a list of them, got {noise_std!r}")
+    for level in levels.ravel():
+        check_nonnegative("noise_std", float(level))
+    scale = levels[:, None] if levels.ndim == 1 else levels
     if not np.isfinite(theta0):
         raise ValueError(f"theta0 must be a finite number, got {theta0!r}")
     rng = np.random.default_rng(seed)
-    path = np.empty((steps + 1, runs))
+    path = np.empty((steps + 1, *np.shape(scale)[:-1], runs))
     path[0] = theta0
     theta = path[0].copy()
+    noisy = bool(np.any(levels > 0))
     for t in range(steps):
-        noise = noise_std * rng.standard_normal(runs) if noise_std else 0.0
+        noise = scale * rng.standard_normal(runs) if noisy else 0.0
         theta = theta - lrs[t] * (landscape_gradient(theta) + noise)
         path[t + 1] = theta
     return path

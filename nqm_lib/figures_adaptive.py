@@ -14,6 +14,8 @@ Settings that diverge raise :class:`~nqm_lib.validation.InstabilityError`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -32,10 +34,24 @@ from .adaptive import (
     run_optimizer,
     small_regression,
 )
-from .plotting import coordinate_color, new_figure
+from .plotting import coordinate_color, label_risk_axes, new_figure, plot_simulation, plot_theory
 from .validation import InstabilityError
 
-__all__ = ["OPTIMIZERS", "draw_loss_contours", "landscape_figure", "optimizer_paths_figure"]
+__all__ = [
+    "OPTIMIZERS",
+    "adaptive_steps_figure",
+    "averaging_comparison_figure",
+    "batch_size_figure",
+    "coefficients_figure",
+    "draw_loss_contours",
+    "escape_figure",
+    "landscape_figure",
+    "optimizer_paths_figure",
+    "power_schedules_figure",
+    "regression_paths_figure",
+    "tuned_optimizers_figure",
+    "tuned_schedules_figure",
+]
 
 #: The chapter's optimisers by name, each built from its learning rate (PyTorch's other defaults).
 OPTIMIZERS = {"SGD": SGD, "AdaGrad": AdaGrad, "RMSProp": RMSProp, "Adam": Adam}
@@ -186,4 +202,293 @@ def landscape_figure(
     right.set_ylim(0.0, 1.05)
     right.set_yticks([0.0, 0.25, 0.5, 0.75, 1.0])  # few ticks: each is text laid out on every redraw
     right.legend(loc="upper right")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 8's static figures: plain functions of the numbers the chapter computes.
+# ---------------------------------------------------------------------------------------------
+
+
+def regression_paths_figure(
+    problem: LeastSquares,
+    theta0: object,
+    settings: Sequence[tuple[str, int | None, float]],
+    *,
+    steps: int = 150,
+    seed: int = 0,
+) -> Figure:
+    """Chapter 8: one SGD path per panel on the contours of a 2-D least-squares problem.
+
+    ``settings`` holds ``(title, batch_size, lr)`` for each panel (``batch_size=None``: full
+    batch); every path starts at ``theta0`` (black dot) and takes ``steps`` steps.
+    """
+    start = np.asarray(theta0, dtype=float)
+    fig, axes = new_figure(len(settings), height=2.9)
+    for index, (ax, (title, batch_size, lr)) in enumerate(zip(axes, settings, strict=True)):
+        path = run_optimizer(problem, SGD(lr), start, steps, batch_size=batch_size, seed=seed)[:, 0]
+        draw_loss_contours(ax, problem, (-1.0, 2.5), (-0.5, 2.5))
+        ax.plot(path[:, 0], path[:, 1], ".-", ms=2, lw=0.8, color=coordinate_color(1))
+        ax.plot(*start, "o", color="black")
+        ax.set_title(rf"{title}, $\eta = {lr:g}$")
+        if index:
+            ax.set_ylabel("")
+    return fig
+
+
+def batch_size_figure(curves: Sequence[dict], *, target: float, runs_note: str = "") -> Figure:
+    """Chapter 8: mean excess loss against steps (top) and against examples processed (bottom).
+
+    Each entry of ``curves`` is a dict with ``label``, ``per_step`` (examples per step),
+    ``theory`` (a curve over steps ``0..T``, drawn as a line) and optionally ``measured`` (the
+    mean of the runs, drawn as dots every 10 steps). The dotted line is the ``target``.
+    """
+    fig, (top, bottom) = new_figure(nrows=2, height=7.0)
+    for index, curve in enumerate(curves):
+        color = coordinate_color(index)
+        t = np.arange(len(curve["theory"]))
+        for ax, x in ((top, t), (bottom, curve["per_step"] * t)):
+            ax.plot(x, curve["theory"], color=color, lw=1.5, label=curve["label"])
+            if curve.get("measured") is not None:
+                ax.plot(x[::10], curve["measured"][::10], "o", ms=3, color=color, alpha=0.7)
+    for ax in (top, bottom):
+        ax.set_yscale("log")
+        ax.set_ylim(1e-5, 5)
+        ax.axhline(target, color="black", ls=":", lw=1)
+        ax.set_ylabel(r"$\mathbb{E}[L(\theta_t)] - L(\hat\theta)$")
+    top.set_xlabel("step $t$")
+    bottom.set_xlabel(r"examples processed $B\,t$")
+    bottom.set_xscale("log")
+    top.set_title(f"lines: local NQM (exact); dots: mean of the runs{runs_note}")
+    bottom.set_title(f"the same against cost (dotted: target {target:g})")
+    top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return fig
+
+
+def power_schedules_figure(
+    lrs: np.ndarray,
+    risks: np.ndarray,
+    powers: Sequence[float],
+    *,
+    simulated: tuple[int, np.ndarray, np.ndarray] | None = None,
+    floor: float | None = None,
+    floor_label: str = "floor of the constant rate",
+    title: str = "power schedules",
+) -> Figure:
+    """Chapter 8: power schedules ``η_t = η_0/(1 + t/τ)^a`` (top) and their exact risk (bottom).
+
+    ``lrs`` has one schedule per row and ``risks`` the exact risk curve of each (one more
+    column); both are drawn on log–log axes at about 400 log-spaced steps. ``simulated`` =
+    ``(row, mean, stderr)`` adds a Monte Carlo estimate for one schedule; ``floor`` a dotted
+    horizontal line (the floor of a constant rate) labelled ``floor_label``; ``title`` tops the
+    schedules' panel.
+    """
+    horizon = lrs.shape[1]
+    t = np.unique(np.geomspace(1, horizon, 400).astype(int))
+    fig, (top, bottom) = new_figure(nrows=2, height=7.0)
+    for index, power in enumerate(powers):
+        color = coordinate_color(index)
+        label = rf"$a = {power:g}$" + (" (Robbins–Monro)" if 0.5 < power <= 1 else "")
+        top.loglog(t, lrs[index, t - 1], color=color, lw=2, label=label)
+        bottom.loglog(t, risks[index, t], color=color, lw=2)
+    if simulated is not None:
+        row, mean, stderr = simulated
+        label = f"Monte Carlo, $a = {powers[row]:g}$"
+        plot_simulation(bottom, mean, stderr, color=coordinate_color(row), label=label)
+    if floor is not None:
+        bottom.axhline(floor, color="black", ls=":", lw=1, label=floor_label)
+    top.set_xlabel("step $t$")
+    top.set_ylabel(r"$\eta_t = \eta_0 / (1 + t/\tau)^a$")
+    top.set_title(title)
+    top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    label_risk_axes(bottom)
+    bottom.set_xscale("log")
+    bottom.set_title("exact risk on the worked example (colours as above)")
+    bottom.legend(loc="lower left")
+    return fig
+
+
+def tuned_schedules_figure(
+    schedules: Mapping[str, np.ndarray],
+    risks: np.ndarray,
+    budgets: np.ndarray,
+    best_constant: np.ndarray,
+    best_one_over_t: np.ndarray,
+    *,
+    ylim: tuple[float, float] = (1e-3, 30.0),
+) -> Figure:
+    """Chapter 8: tuned schedules (top), their exact risk (middle), best risk against the budget (bottom).
+
+    ``schedules`` maps a name to its tuned learning rates and ``risks`` holds their exact risk
+    curves, one row each. ``best_constant[T]`` and ``best_one_over_t[T]`` are the best risks after
+    ``T`` steps over constant rates and over ``1/t`` schedules, drawn at the ``budgets``.
+    """
+    fig, (top, middle, bottom) = new_figure(nrows=3, height=9.0)
+    for index, (name, lrs) in enumerate(schedules.items()):
+        color = coordinate_color(index)
+        top.plot(np.arange(lrs.size), lrs, color=color, lw=1.5, label=name)
+        plot_theory(middle, risks[index], color=color)
+    top.set_xlabel("step $t$")
+    top.set_ylabel(r"$\eta_t$ (tuned $\eta_0$)")
+    top.set_title("the tuned schedules")
+    top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    label_risk_axes(middle)
+    middle.set_ylim(*ylim)
+    middle.set_title(f"exact risk, budget $T = {risks.shape[1] - 1}$ (colours as above)")
+    bottom.loglog(budgets, best_constant[budgets], color="black", lw=2, label=r"best constant $\eta$")
+    label = r"best $1/t$ schedule"
+    bottom.loglog(budgets, best_one_over_t[budgets], color=coordinate_color(3), lw=2, label=label)
+    bottom.set_xlabel("budget $T$ (steps)")
+    bottom.set_ylabel(r"best $\mathbb{E}[L(\theta_T)]$")
+    bottom.set_title("each budget tuned separately")
+    bottom.legend()
+    return fig
+
+
+def averaging_comparison_figure(
+    curves: Mapping[str, np.ndarray], *, marker: int | None = None, title: str = ""
+) -> Figure:
+    """Chapter 8: mean excess loss of the last iterate and of its averages, against the step, log–log.
+
+    ``curves`` maps a name to the mean excess loss at steps ``1..T`` (the first entry is drawn in
+    black); ``marker`` adds a dotted vertical line at that step.
+    """
+    fig, (ax,) = new_figure(height=4.4)
+    for index, (name, mean) in enumerate(curves.items()):
+        t = np.arange(1, mean.size + 1)
+        ax.loglog(t, mean, color=coordinate_color(index) if index else "black", lw=2, label=name)
+    if marker is not None:
+        ax.axvline(marker, color="black", ls=":", lw=1)
+    ax.set_xlabel("step $t$" + (f" (dotted: t = {marker})" if marker is not None else ""))
+    ax.set_ylabel(r"mean of $L(\cdot) - L(\hat\theta)$ over runs")
+    ax.set_title(title)
+    ax.legend(loc="lower left")
+    return fig
+
+
+def adaptive_steps_figure(
+    adam_lengths: Mapping[str, np.ndarray],
+    effective_steps: Mapping[str, np.ndarray],
+    *,
+    shaded: tuple[int, int] | None = None,
+) -> Figure:
+    """Chapter 8: Adam's step length on a constant gradient (top), AdaGrad's and RMSProp's step (bottom).
+
+    ``adam_lengths`` maps a label (e.g. bias correction on/off) to the step lengths divided by
+    ``η``, drawn solid then dashed; ``effective_steps`` maps an optimiser's name to its effective
+    step ``η/(√s_t + ε)``. ``shaded`` marks a range of steps in the bottom panel.
+    """
+    fig, (top, bottom) = new_figure(nrows=2, height=6.8)
+    for style, (label, lengths) in zip(("-", "--", ":"), adam_lengths.items(), strict=False):
+        top.plot(np.arange(1, lengths.size + 1), lengths, style, color="black", lw=2, label=label)
+    top.set_xscale("log")
+    top.set_xlabel("step $t$")
+    top.set_ylabel(r"step length / $\eta$")
+    top.set_title(r"Adam on a constant gradient, $\beta = (0.9, 0.999)$")
+    top.legend()
+    for index, (name, steps) in enumerate(effective_steps.items()):
+        t = np.arange(1, steps.size + 1)
+        bottom.semilogy(t, steps, color=coordinate_color(index), lw=1.5, label=name)
+    if shaded is not None:
+        bottom.axvspan(*shaded, color="0.9")
+    bottom.set_xlabel("step $t$" + (" (shaded: gradients 10× smaller)" if shaded is not None else ""))
+    bottom.set_ylabel(r"effective step $\eta / (\sqrt{s_t} + \epsilon)$")
+    bottom.set_title(r"AdaGrad and RMSProp ($\alpha = 0.9$), $\eta = 1$")
+    bottom.legend()
+    return fig
+
+
+def tuned_optimizers_figure(
+    constant: Mapping[str, tuple[float, np.ndarray]],
+    decayed: Mapping[str, tuple[float, np.ndarray]],
+    full_batch: np.ndarray,
+    *,
+    batch_size: int,
+    n_examples: int,
+    runs: int,
+) -> Figure:
+    """Chapter 8: mean excess loss of tuned optimisers against steps (top) and examples (bottom).
+
+    ``constant`` and ``decayed`` map an optimiser's name to ``(lr, excess)`` with ``excess`` of
+    shape ``(steps + 1, runs)``: constant rates are solid, cosine-decayed dotted (in the colour of
+    the same optimiser in ``constant``). ``full_batch`` is gradient descent's excess loss per step,
+    which costs ``n_examples`` examples a step (dashed).
+    """
+    fig, (top, bottom) = new_figure(nrows=2, height=7.4)
+    colours = {name: coordinate_color(index) for index, name in enumerate(constant)}
+    for style, results, suffix in (("-", constant, ""), (":", decayed, " + cosine")):
+        for name, (lr, excess) in results.items():
+            mean = excess.mean(axis=1)
+            t = np.arange(mean.size)
+            symbol = r"\eta_0" if suffix else r"\eta"
+            colour, label = colours.get(name, "0.3"), rf"{name}{suffix}, ${symbol} = {lr:.3g}$"
+            top.semilogy(t, mean, style, color=colour, lw=2, label=label)
+            bottom.loglog(batch_size * t[1:], mean[1:], style, color=colour, lw=2)
+    steps = np.arange(full_batch.size)
+    top.semilogy(steps, full_batch, "k--", lw=1.5, label=r"full batch, $\eta = 1/h_1$")
+    bottom.loglog(n_examples * steps[1:], full_batch[1:], "k--", lw=1.5)
+    for ax in (top, bottom):
+        ax.set_ylabel(r"$\mathbb{E}[L(\theta_t)] - L(\hat\theta)$")
+    top.set_xlabel("step $t$")
+    bottom.set_xlabel("examples processed")
+    top.set_title(f"tuned rates, $B = {batch_size}$, mean of {runs} fresh runs (dotted: cosine decay)")
+    bottom.set_title("the same against cost")
+    top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return fig
+
+
+def coefficients_figure(
+    theta_true: np.ndarray, solution: np.ndarray, finals: Mapping[str, np.ndarray]
+) -> Figure:
+    """Chapter 8: true coefficients (grey bars), the least-squares solution and each optimiser's end point.
+
+    ``finals`` maps an optimiser's name to the coefficients one of its runs ends with, drawn as
+    dots side by side.
+    """
+    fig, (ax,) = new_figure(height=4.4)
+    genes = np.arange(theta_true.size)
+    ax.bar(genes, theta_true, color="0.8", label=r"$\theta_{\mathrm{true}}$")
+    ax.plot(genes, solution, "_", color="black", ms=12, mew=2, label=r"least squares $\hat\theta$")
+    for index, (name, coefficients) in enumerate(finals.items()):
+        offset = (index - (len(finals) - 1) / 2) * 0.15
+        label = f"{name} (one run)"
+        ax.plot(genes + offset, coefficients, "o", ms=3, color=coordinate_color(index), label=label)
+    ax.set_xlabel("gene $j$")
+    ax.set_ylabel(r"coefficient $\theta_j$")
+    ax.set_title(f"recovered coefficients (grey: truth; {int(np.sum(theta_true != 0))} active genes)")
+    ax.legend(ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    return fig
+
+
+def escape_figure(
+    noise_levels: Sequence[float],
+    shares: Mapping[float, tuple[Sequence[float], Sequence[float], Sequence[float]]],
+    *,
+    descent_loss: float,
+    best_loss: float,
+    runs: int,
+    steps: int,
+) -> Figure:
+    """Chapter 8: where noisy descent on the 1-D landscape ends (top) and how low (bottom).
+
+    ``shares[η] = (stay, best, mean_loss)``: for every noise level the share of ``runs`` runs that
+    end in the starting basin (circles) and in the best basin (squares, dashed), and their mean
+    final loss. ``descent_loss`` (dotted) and ``best_loss`` (dashed) are references.
+    """
+    fig, (top, bottom) = new_figure(nrows=2, height=7.4)
+    for index, (lr, (stay, best, mean_loss)) in enumerate(shares.items()):
+        color = coordinate_color(index)
+        top.plot(noise_levels, stay, "o-", color=color, label=rf"start basin, $\eta = {lr:g}$")
+        top.plot(noise_levels, best, "s--", color=color, label=rf"best basin, $\eta = {lr:g}$")
+        bottom.plot(noise_levels, mean_loss, "o-", color=color, label=rf"$\eta = {lr:g}$")
+    bottom.axhline(descent_loss, color="black", ls=":", lw=1, label="gradient descent ends")
+    bottom.axhline(best_loss, color="black", ls="--", lw=1, label="best minimum")
+    top.set_xlabel("gradient-noise standard deviation")
+    top.set_ylabel(f"share of {runs} runs")
+    top.set_title(f"where the runs end after {steps} steps")
+    top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    bottom.set_xlabel("gradient-noise standard deviation")
+    bottom.set_ylabel(r"mean final $f(\theta)$")
+    bottom.set_title("how low they end")
+    bottom.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig

@@ -17,6 +17,7 @@ from nqm_lib.adaptive import (
     SGD,
     AdaGrad,
     Adam,
+    AdamW,
     LeastSquares,
     RMSProp,
     basin_of,
@@ -98,6 +99,18 @@ TORCH_CASES = [
         torch.optim.Adam,
         {"lr": 0.01, "betas": (0.5, 0.9), "eps": 1e-12, "weight_decay": 0.1},
     ),
+    (lambda: Adam(0.02, amsgrad=True), torch.optim.Adam, {"lr": 0.02, "amsgrad": True}),
+    (
+        lambda: Adam(0.01, weight_decay=0.1, decoupled_weight_decay=True),
+        torch.optim.Adam,
+        {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+    ),
+    (lambda: AdamW(), torch.optim.AdamW, {}),
+    (
+        lambda: AdamW(0.05, betas=(0.8, 0.99), eps=1e-4, weight_decay=0.3, amsgrad=True),
+        torch.optim.AdamW,
+        {"lr": 0.05, "betas": (0.8, 0.99), "eps": 1e-4, "weight_decay": 0.3, "amsgrad": True},
+    ),
 ]
 
 
@@ -111,6 +124,9 @@ def test_numpy_optimizer_equals_torch_optim_on_identical_gradients(make_ours, to
 
 def test_defaults_are_pytorchs_defaults():
     assert (AdaGrad().lr, AdaGrad().eps) == (0.01, 1e-10)
+    adamw = AdamW()
+    assert (adamw.lr, adamw.weight_decay, adamw.amsgrad) == (1e-3, 1e-2, False)
+    assert adamw.decoupled_weight_decay
     assert (RMSProp().lr, RMSProp().alpha, RMSProp().eps) == (0.01, 0.99, 1e-8)
     adam = Adam()
     assert (adam.lr, adam.beta1, adam.beta2, adam.eps) == (1e-3, 0.9, 0.999, 1e-8)
