@@ -121,21 +121,31 @@ class _BoundFields(NamedTuple):
 def _systems(
     problem: NQM, lrs: np.ndarray, second: np.ndarray, *, family: str, precond_power: float
 ) -> tuple[_Systems, np.ndarray]:
-    """2×2 systems for every ``(η, β)`` (``family='momentum'``) or ``(η, γ)`` (``'ema'``) pair.
+    """2×2 systems for the stable ``(η, β)`` (``family='momentum'``) or ``(η, γ)`` (``'ema'``) pairs.
 
-    Configurations are ordered row-major (``lrs`` outer). Also returns a boolean array that marks
-    the stable configurations; the others must not be evaluated (their entries may be inf or nan).
+    The grid's configurations are ordered row-major (``lrs`` outer); returns the systems of the
+    stable ones and their indices in that order (an unstable configuration diverges, and its
+    entries would be inf or nan).
     """
+    eta = np.repeat(lrs, second.size)
+    coef = np.tile(second, lrs.size)
+    # the stiffest coordinate decides: η h_i < limit for every i iff η max(h) < limit (rounding is monotone)
+    x_max = eta * float(np.max(problem.h ** (1.0 - precond_power)))
+    index = np.flatnonzero(x_max < (2.0 * (1.0 + coef) if family == "momentum" else 2.0))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return _systems_unchecked(problem, lrs, second, family=family, precond_power=precond_power)
+        systems = _systems_unchecked(
+            problem, eta[index], coef[index], family=family, precond_power=precond_power
+        )
+    return systems, index
 
 
 def _systems_unchecked(
-    problem: NQM, lrs: np.ndarray, second: np.ndarray, *, family: str, precond_power: float
-) -> tuple[_Systems, np.ndarray]:
+    problem: NQM, eta: np.ndarray, coef: np.ndarray, *, family: str, precond_power: float
+) -> _Systems:
+    """The systems of the configurations ``(eta[k], coef[k])`` (β or γ), stable or not."""
     h_eff = problem.h ** (1.0 - precond_power)
-    eta = np.repeat(lrs, second.size)[:, None]
-    coef = np.tile(second, lrs.size)[:, None] * np.ones((1, problem.d))
+    eta = eta[:, None]
+    coef = coef[:, None] * np.ones((1, problem.d))
     x = eta * h_eff[None, :]
     if family == "momentum":  # state (θ, ηv): θ' = (1 − x)θ − βu − ηε̃, u' = xθ + βu + ηε̃
         a00, a01, a10, a11 = 1.0 - x, -coef, x, coef
@@ -145,7 +155,6 @@ def _systems_unchecked(
         # stationary covariance per unit noise input (−1, 1) (S = A S Aᵀ + g gᵀ, solved symbolically)
         scale = 1.0 / ((1.0 - coef) * (2.0 + 2.0 * coef - x))
         s00, s01, s11 = (1.0 + coef) * scale / x, -scale, 2.0 * scale
-        stable = np.all(x < 2.0 * (1.0 + coef), axis=1)
     else:  # state (θ̃, θ): θ' = (1 − x)θ − ηε̃, θ̃' = γθ̃ + (1 − γ)θ'
         a00, a01, a10, a11 = coef, (1.0 - coef) * (1.0 - x), np.zeros_like(x), 1.0 - x
         disc = ((coef - 1.0 + x) / 2.0) ** 2
@@ -154,7 +163,6 @@ def _systems_unchecked(
         s11 = 1.0 / (x * (2.0 - x))
         s01 = (1.0 - coef) * s11 / (1.0 - coef + coef * x)
         s00 = s01 * (1.0 + coef - coef * x) / (1.0 + coef)
-        stable = np.all(x < 2.0, axis=1)
     tau = a00 + a11
     det = a00 * a11 - a01 * a10
     p = a00 * start[0] + a01 * start[1]
@@ -187,7 +195,7 @@ def _systems_unchecked(
         bias_weight=weight * problem.theta0**2,
         noise_weight=weight * problem.h ** (-2.0 * precond_power) * problem.c * eta**2,
     )  # fmt: skip
-    return systems, stable
+    return systems
 
 
 # ------------------------------------------------------------------------ exact values at any t

@@ -9,6 +9,7 @@ coordinate's second moment (:func:`~nqm_lib.batch_scaling.piecewise_schedule_ris
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -59,9 +60,14 @@ def _piece_maps(
     broadcast against the coordinates (last axis), ``noise = c/B``.
     """
     x = eta * h
+    small = x < 0.5  # log1p is accurate there; elsewhere 1 − x is exact and log|1 − x| as good
+    log_factor = np.empty_like(x)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_factor = np.where(x < 0.5, np.log1p(-np.minimum(x, 0.5)), np.log(np.abs(1.0 - x)))
-        rho = np.where(length > 0, np.exp(2.0 * length * log_factor), 1.0)
+        np.log1p(-x, out=log_factor, where=small)
+        np.log(np.abs(1.0 - x), out=log_factor, where=~small)
+        rho = np.exp(2.0 * length * log_factor)
+    if not np.all(length > 0):
+        rho = np.where(length > 0, rho, 1.0)
     return rho, eta * noise / (h * (2.0 - x))
 
 
@@ -75,6 +81,10 @@ class _ScheduleSearch:
     weight: np.ndarray  # ½ h_i n_i
     log_low: float
     log_high: float
+
+    def rows(self, index: np.ndarray) -> _ScheduleSearch:
+        """The same search for the rows ``index`` only."""
+        return dataclasses.replace(self, noise=self.noise[index])
 
     def risk(self, log_lrs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Final risk of schedules ``log_lrs`` (rows, ..., K) with ``lengths`` (rows, K)."""
@@ -280,6 +290,7 @@ def _bisect_horizon(
     that reached the target. Returns the horizons and their schedules (log rates).
     """
     log_best = np.repeat(log_start, pieces, axis=1) if log_start.shape[1] == 1 else log_start.copy()
+    high = high.copy()
     while True:  # the start reaches the target at `high` (the same exact risk, another formula)
         late = search.risk(log_best, _piece_lengths(high, pieces)) > target
         if not late.any():
@@ -290,12 +301,13 @@ def _bisect_horizon(
         active = high - low > 1
         if not active.any():
             break
-        middle = np.where(active, (low + high) // 2, high)
-        log_lrs, risk = search.improve(log_best, _piece_lengths(middle, pieces))
-        success = active & (risk <= target)
-        high = np.where(success, middle, high)
-        low = np.where(active & ~success, middle, low)
-        log_best = np.where(success[:, None], log_lrs, log_best)
+        rows = np.flatnonzero(active)  # only the rows still searching (each row is independent)
+        middle = (low[rows] + high[rows]) // 2
+        log_lrs, risk = search.rows(rows).improve(log_best[rows], _piece_lengths(middle, pieces))
+        success = risk <= target
+        high[rows[success]] = middle[success]
+        low[rows[~success]] = middle[~success]
+        log_best[rows[success]] = log_lrs[success]
     return high, log_best
 
 

@@ -80,15 +80,18 @@ def _first_crossings(
         best_key = np.minimum(best_key, known[0].astype(np.int64) * n_configs + known[1])
     config_ids = np.arange(n_configs)
 
-    def groups(batch: int, configs: np.ndarray) -> np.ndarray:
-        return np.full(configs.size, batch) if tuned else batch * n_configs + configs
+    def group_index(configs: np.ndarray) -> np.ndarray:
+        """The group of every (batch size, configuration) pair, shape (batch sizes, configs)."""
+        rows = np.arange(n_batch)[:, None]
+        return np.broadcast_to(rows, (n_batch, configs.size)) if tuned else rows * n_configs + configs
 
     def record(batch: np.ndarray, configs: np.ndarray, t: np.ndarray) -> None:
         group = batch if tuned else batch * n_configs + configs
         np.minimum.at(best_key, group, t.astype(np.int64) * n_configs + configs)
 
     # ---- phase 1: all configurations at t = 0, 1, 2, 4, ..., max_steps (powers A^t by squaring),
-    # dropping a configuration once it can no longer cross for any batch size still open
+    # dropping a configuration once it can no longer cross for any batch size still open; every
+    # test is done for all batch sizes at once, as arrays of shape (batch sizes, configurations)
     pieces = []
     # no configuration can improve on a known crossing: look ahead only up to the latest one
     horizon = float(min(max_steps, (best_key // n_configs).max()))
@@ -97,47 +100,42 @@ def _first_crossings(
     members, alive, sub = config_ids, np.ones(n_configs, dtype=bool), sys
     power = (np.ones_like(sys.a00), np.zeros_like(sys.a00), np.zeros_like(sys.a00), np.ones_like(sys.a00))
     prev_t, prev_b, prev_noise = None, None, None
+    per_batch = inv_batch[:, None]
     t = 0.0
     while True:
         m00, m01 = power[0], power[1]
         b = m00 * sub.q + m01 * sub.start1
         v = np.maximum(sub.s00 - (m00 * m00 * sub.s00 + 2.0 * m00 * m01 * sub.s01 + m01 * m01 * sub.s11), 0.0)
         bias, noise = _totals(sub, b, v)
-        for i in range(n_batch):  # crossings at the grid point t
-            reached = alive & (bias + noise * inv_batch[i] <= target)
-            count = int(reached.sum())
-            record(np.full(count, i), members[reached], np.full(count, t))
-        bounds = [(best_key // n_configs)[groups(i, members)] for i in range(n_batch)]
+        batch, config = np.nonzero(alive & (bias + noise * per_batch <= target))  # crossings at t
+        record(batch, members[config], np.full(batch.size, t))
+        groups = group_index(members)
+        bounds = (best_key // n_configs)[groups]
         if prev_t is not None and t - prev_t >= 2:  # intervals (prev_t, t] that may hold an earlier crossing
             low = _bias_lower_bound(sub, prev_t, t, prev_b, b, oscillating=False)
-            maybe = np.zeros(members.size, dtype=bool)
-            for i in range(n_batch):
-                maybe |= alive & (low + prev_noise * inv_batch[i] <= target) & (prev_t < bounds[i])
+            maybe = np.any(alive & (low + prev_noise * per_batch <= target) & (prev_t < bounds), axis=0)
             where = np.flatnonzero(maybe)
             if where.size:  # refine the cheap bound with the oscillating coordinates
                 low[where] = _bias_lower_bound(sub, prev_t, t, prev_b[where], b[where], rows=where)
-            for i in range(n_batch):
-                open_ = maybe & (low + prev_noise * inv_batch[i] <= target) & (prev_t < bounds[i])
-                count = int(open_.sum())
-                pieces.append(
-                    (
-                        groups(i, members[open_]),
-                        members[open_],
-                        np.full(count, i),
-                        np.full(count, prev_t),
-                        np.full(count, t),
-                        prev_b[open_],
-                        b[open_],
-                        prev_noise[open_],
-                    )
+            batch, config = np.nonzero(maybe & (low + prev_noise * per_batch <= target) & (prev_t < bounds))
+            count = batch.size
+            pieces.append(
+                (
+                    groups[batch, config],
+                    members[config],
+                    batch,
+                    np.full(count, prev_t),
+                    np.full(count, t),
+                    prev_b[config],
+                    b[config],
+                    prev_noise[config],
                 )
+            )
         if t >= max_steps:
             break
         # can a configuration still cross after t (and by the horizon) for some batch size?
         ahead = _bias_lower_bound(sub, t, horizon, b, b_end[members], oscillating=False)
-        still = np.zeros(members.size, dtype=bool)
-        for i in range(n_batch):
-            still |= alive & (bounds[i] > t) & (ahead + noise * inv_batch[i] <= target)
+        still = np.any(alive & (bounds > t) & (ahead + noise * per_batch <= target), axis=0)
         if not still.any():
             break
         alive, prev_b, prev_noise, prev_t = still, b, noise, t
@@ -229,14 +227,6 @@ def _family(momenta: np.ndarray, ema_decays: np.ndarray) -> tuple[str, np.ndarra
     return "momentum", momenta
 
 
-def _stable_systems(
-    problem: NQM, lrs: np.ndarray, second: np.ndarray, family: str, precond_power: float
-) -> tuple[_Systems, np.ndarray]:
-    systems, stable = _systems(problem, lrs, second, family=family, precond_power=precond_power)
-    index = np.flatnonzero(stable)
-    return systems.take(index), index
-
-
 def steps_to_target(
     problem: NQM,
     target: float,
@@ -310,7 +300,7 @@ def steps_to_target_grid(
     ema_decays = _check_grid("ema_decays", ema_decays, check_fraction)
     precond_power = check_precond_power(precond_power)
     family, second = _family(momenta, ema_decays)
-    systems, index = _stable_systems(problem, lrs, second, family, precond_power)
+    systems, index = _systems(problem, lrs, second, family=family, precond_power=precond_power)
     result = np.full((batches.size, lrs.size * second.size), np.nan)
     if index.size:
         steps, _ = _first_crossings(systems, batches, target, max_steps, tuned=False)
@@ -378,14 +368,16 @@ def tuned_steps_to_target(
     ema_decays = _check_grid("ema_decays", ema_decays, check_fraction)
     precond_power = check_precond_power(precond_power)
     family, second = _family(momenta, ema_decays)
-    systems, index = _stable_systems(problem, lrs, second, family, precond_power)
+    systems, index = _systems(problem, lrs, second, family=family, precond_power=precond_power)
     steps = np.full(batches.size, float(max_steps + 1))
     best = np.zeros(batches.size, dtype=np.int64)
     if index.size:
         known = None
         zero = np.flatnonzero(second == 0.0)
         if second.size > 1 and zero.size:  # plain SGD first: a cheap upper bound that speeds things up
-            sgd_systems, sgd_index = _stable_systems(problem, lrs, second[zero[:1]], family, precond_power)
+            sgd_systems, sgd_index = _systems(
+                problem, lrs, second[zero[:1]], family=family, precond_power=precond_power
+            )
             if sgd_index.size:
                 sgd_steps, sgd_best = _first_crossings(sgd_systems, batches, target, max_steps, tuned=True)
                 position = np.searchsorted(index, sgd_index[sgd_best] * second.size + zero[0])
