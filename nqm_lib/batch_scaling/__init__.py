@@ -15,13 +15,17 @@ name importable from here (``from nqm_lib.batch_scaling import tuned_steps_to_ta
 - :mod:`~nqm_lib.batch_scaling.bound` — the information-theoretic lower bound for any algorithm
   (:func:`information_bound_risk`, :func:`information_bound_steps`);
 - :mod:`~nqm_lib.batch_scaling.piecewise` — optimised piecewise-constant schedules of plain SGD
-  (:func:`optimal_piecewise_schedule`, :func:`scheduled_steps_to_target`).
+  (:func:`optimal_piecewise_schedule`, :func:`scheduled_steps_to_target`);
+- :mod:`~nqm_lib.batch_scaling.per_step` — learning rates that change at every step: the Chebyshev
+  steps of plain SGD (:func:`chebyshev_lrs`, :func:`chebyshev_steps_to_target`) and the exact risk
+  after any sequence of rates (:func:`per_step_schedule_risk`).
 """
 
 from .bound import information_bound_risk, information_bound_steps
 from .critical import critical_batch_size
 from .exact import risk_at_step
 from .grids import DEFAULT_MAX_STEPS, PAPER_DECAYS, PAPER_LRS, PAPER_SGD_LRS
+from .per_step import chebyshev_lrs, chebyshev_steps_to_target, per_step_schedule_risk
 from .piecewise import (
     SCHEDULE_PIECES,
     PiecewiseSchedule,
@@ -52,4 +56,7 @@ __all__ = [
     "PiecewiseSchedule",
     "scheduled_steps_to_target",
     "ScheduledSteps",
+    "chebyshev_lrs",
+    "per_step_schedule_risk",
+    "chebyshev_steps_to_target",
 ]
