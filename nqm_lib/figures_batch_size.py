@@ -295,6 +295,11 @@ def _decades_only(ax: Axes) -> None:
             axis.set_major_formatter(FuncFormatter(_decade_label))
 
 
+def _steps_at(result: TunedSteps, batch_size: float) -> float:
+    """The tuned steps at ``batch_size``, interpolated on log–log axes (as the critical batch size is)."""
+    return float(np.exp(np.interp(np.log(batch_size), np.log(result.batch_sizes), np.log(result.steps))))
+
+
 def first_crossing_figure(
     problem: NQM,
     target: float,
@@ -388,8 +393,8 @@ def sgd_scaling_figure(result: TunedSteps, *, noise_free_steps: int, b_noise: fl
     model = noise_free_steps * (1 + b_noise / batches)
     ax.loglog(batches, model, color="#ff7f0e", lw=1.2, label=r"$S_{\min}(1 + B_{\mathrm{noise}}/B)$")
     critical = _critical(result)
-    there = np.exp(np.interp(np.log(critical), np.log(batches), np.log(steps)))
-    ax.plot(critical, there, "*", ms=15, color="#d62728", label=f"critical $B$ = {critical:,.0f}")
+    ax.plot(critical, _steps_at(result, critical), "*", ms=15, color="#d62728",
+            label=f"critical $B$ = {critical:,.0f}")  # fmt: skip
     ax.set_xlabel("batch size $B$")
     ax.set_ylabel("steps to target $S(B)$ (tuned)")
     ax.set_ylim(0.5, 2 * steps[0])
@@ -457,7 +462,7 @@ def examples_vs_steps_figure(
         ax.loglog(examples, result.steps, "o-", ms=3.5, lw=1.6, color=color, label=f"{method}, $p = {p:g}$")
         critical = _critical(result)
         if np.isfinite(critical):
-            there = np.exp(np.interp(np.log(critical), np.log(result.batch_sizes), np.log(result.steps)))
+            there = _steps_at(result, critical)
             ax.plot(critical * there, there, "*", ms=13, color=color, mec="black", mew=0.6, zorder=5)
     bound = paper_bound(sweep[keys[0]].target)
     ax.loglog(SWEEP_BATCH_SIZES * bound, bound, color="black", ls=(0, (4, 2)), lw=1.2,

@@ -2,13 +2,13 @@
 
 At parameters θ with true gradient G, Hessian H and per-example gradient covariance C, one SGD
 step on a batch of B examples lowers the loss, to second order, by the most when η is tuned
-for B; the best such improvement is the noise-free one divided by ``1 + B_noise / B`` with
+for B; the best such improvement is the noise-free one divided by ``1 + B_noise / B`` with ::
 
     B_noise = tr(H C) / (Gᵀ H G),
 
 the *critical* noise scale: below it a doubling of B nearly doubles the progress per step, above
 it hardly helps. When H is a multiple of the identity (or its effect is ignored) this becomes
-the *simple* noise scale
+the *simple* noise scale ::
 
     B_simple = tr(C) / |G|²,
 
