@@ -75,9 +75,9 @@ TARGET = 0.01
 
 #: Panel titles of :func:`batch_size_panels_figure`.
 TITLES = {
-    "SGD": r"plain SGD ($\eta$ tuned)",
-    "momentum": r"momentum ($\eta$, $\beta$ tuned)",
-    "EMA": r"EMA ($\eta$, $\gamma$ tuned)",
+    "SGD": "plain SGD (η tuned)",
+    "momentum": "momentum (η, β tuned)",
+    "EMA": "EMA (η, γ tuned)",
 }
 
 #: Marker of each method, shared by both figures.
@@ -252,14 +252,13 @@ def batch_size_panels_figure(*, target: float = TARGET) -> Figure:
     for ax, method in zip(axes, METHODS, strict=True):
         for index, p in enumerate(PRECOND_POWERS):
             style = {"color": coordinate_color(index), "ls": LINESTYLES[p], "marker": "o"}
-            draw_steps_vs_batch(ax, sweep[method, p], label=f"$p = {p:g}$", **style)
+            draw_steps_vs_batch(ax, sweep[method, p], label=f"p = {p:g}", **style)
         grey = {"color": "0.55", "lw": 2.5, "alpha": 0.6, "zorder": 0}
-        ax.loglog(reference.batch_sizes, reference.steps, label="SGD, $p = 0$", **grey)
+        ax.loglog(reference.batch_sizes, reference.steps, label="SGD, p = 0", **grey)
         draw_information_bound(ax, target)
         ax.set_title(TITLES[method])
         ax.set_ylabel("tuned steps")
-        if method != METHODS[-1]:
-            ax.set_xlabel("")
+        ax.set_xlabel("batch size B" if method == METHODS[-1] else "")
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     top = max(np.nanmax(sweep[key].steps) for key in sweep)
     for ax in axes:
@@ -322,7 +321,7 @@ def first_crossing_figure(
     t = np.unique(np.geomspace(1, 4 * first, 400).astype(int))
     per_coordinate = sgd_risk(problem.h, problem.c, problem.theta0, t, **sgd)
     top.loglog(t, per_coordinate @ problem.counts, color="black", lw=2,
-               label=rf"SGD, $B = {sgd['batch_size']:g}$, $\eta = {sgd['lr']:.4f}$")  # fmt: skip
+               label=f"SGD, B = {sgd['batch_size']:g}, η = {sgd['lr']:.4f}")  # fmt: skip
     top.axhline(target, color="#d62728", ls="--", lw=1, label=f"target {target:g}")
     top.axvline(first, color="0.5", ls=":", lw=1, label=f"first crossing: {first:,}")
     label_risk_axes(top)
@@ -338,8 +337,7 @@ def first_crossing_figure(
                 label=f"bisection lands here: {bisection_step}")  # fmt: skip
     label_risk_axes(bottom)
     bottom.set_title(
-        rf"Momentum, $B = {momentum['batch_size']:g}$, $\eta = {momentum['lr']:.3g}$, "
-        rf"$\beta = {momentum['momentum']:.4f}$"
+        f"Momentum, B = {momentum['batch_size']:g}, η = {momentum['lr']:.3g}, β = {momentum['momentum']:.4f}"
     )
     bottom.legend()
     for ax in (top, bottom):
@@ -359,15 +357,15 @@ def steps_vs_lr_figure(
     fig, (ax,) = new_figure(height=4.2)
     for index, (batch, row) in enumerate(zip(batch_sizes, steps, strict=True)):
         color = coordinate_color(index)
-        ax.loglog(lrs, row, color=color, lw=1.8, label=f"$B = {batch:,}$")
+        ax.loglog(lrs, row, color=color, lw=1.8, label=f"B = {batch:,}")
         best = first_minimum(np.nan_to_num(row, nan=np.inf))
         ax.plot(lrs[best], row[best], "o", color=color)
     ax.axvline(stability_limit, color="black", ls=":", lw=1)
     ax.set_xlim(3e-3, 3)
     ax.set_ylim(4e3, 1e7)
-    ax.set_xlabel(r"learning rate $\eta$ (dotted: stability limit $2/h_1$)")
-    ax.set_ylabel("steps to target $T$")
-    ax.set_title(r"Plain SGD: steps to the target against $\eta$ (dots: best $\eta$ per $B$)")
+    ax.set_xlabel("learning rate η (dotted: stability limit 2/h₁)")
+    ax.set_ylabel("steps to target T")
+    ax.set_title("Plain SGD: steps to the target against η (dots: best η per B)")
     ax.legend()
     _decades_only(ax)
     return fig
@@ -386,17 +384,17 @@ def sgd_scaling_figure(result: TunedSteps, *, noise_free_steps: int, b_noise: fl
     fig, (ax,) = new_figure(height=4.6)
     ax.loglog(batches, steps, "o-", color="black", lw=2, ms=4, label="tuned SGD (exact)")
     perfect = steps[0] * batches[0] / batches
-    ax.loglog(batches, perfect, color="0.6", lw=1, label=f"perfect scaling from $B = {batches[0]}$")
+    ax.loglog(batches, perfect, color="0.6", lw=1, label=f"perfect scaling from B = {batches[0]}")
     ax.loglog(batches, 2 * perfect, color="0.6", lw=1, ls="--", label="twice that")
     ax.axhline(noise_free_steps, color="#1f77b4", ls=":", label=f"noise-free GD: {noise_free_steps:,} steps")
     draw_information_bound(ax, result.target)
     model = noise_free_steps * (1 + b_noise / batches)
-    ax.loglog(batches, model, color="#ff7f0e", lw=1.2, label=r"$S_{\min}(1 + B_{\mathrm{noise}}/B)$")
+    ax.loglog(batches, model, color="#ff7f0e", lw=1.2, label="Sₘᵢₙ (1 + Bₙₒᵢₛₑ / B)")
     critical = _critical(result)
     ax.plot(critical, _steps_at(result, critical), "*", ms=15, color="#d62728",
-            label=f"critical $B$ = {critical:,.0f}")  # fmt: skip
-    ax.set_xlabel("batch size $B$")
-    ax.set_ylabel("steps to target $S(B)$ (tuned)")
+            label=f"critical B = {critical:,.0f}")  # fmt: skip
+    ax.set_xlabel("batch size B")
+    ax.set_ylabel("steps to target S(B) (tuned)")
     ax.set_ylim(0.5, 2 * steps[0])
     ax.legend(loc="upper right")
     _decades_only(ax)
@@ -419,20 +417,20 @@ def noise_scale_figure(
     """
     fig, (ax,) = new_figure(height=4.2)
     targets = sorted(runs, reverse=True)
-    along = r"$B_{\mathrm{noise}} = \mathrm{tr}(HC)/G^\top H G$ along each tuned run"
+    along = "Bₙₒᵢₛₑ = tr(HC) / GᵀHG along each tuned run"
     for index, target in enumerate(targets):
         risk, scales = runs[target]
         ax.loglog(risk, scales.critical, color=coordinate_color(0), lw=1.4, label=None if index else along)
     ax.plot(targets, [runs[x][1].critical[-1] for x in targets], "o", ms=7, color=coordinate_color(0),
-            label=r"$B_{\mathrm{noise}}$ where the run reaches its target")  # fmt: skip
+            label="Bₙₒᵢₛₑ where the run reaches its target")  # fmt: skip
     ax.plot(targets, [fitted[x] for x in targets], "s", ms=7, mfc="none", color=coordinate_color(4), mew=1.5,
-            label=r"$B_{\mathrm{noise}}$ fitted to the tuned steps $S(B)$")  # fmt: skip
+            label="Bₙₒᵢₛₑ fitted to the tuned steps S(B)")  # fmt: skip
     ax.plot(targets, [critical[x] for x in targets], "*", ms=12, color=coordinate_color(1),
             label="critical batch size")  # fmt: skip
     ax.invert_xaxis()
     ax.set_xlabel(r"expected risk $\mathbb{E}[L(\theta_t)]$ (training goes to the right)")
     ax.set_ylabel("batch size")
-    ax.set_title("Gradient noise scale along the tuned runs at $B = 4$, and the critical batch size")
+    ax.set_title("Gradient noise scale along the tuned runs at B = 4, and the critical batch size")
     ax.legend(loc="upper left")
     _decades_only(ax)
     return fig
@@ -459,7 +457,7 @@ def examples_vs_steps_figure(
         examples = result.batch_sizes * result.steps
         color = coordinate_color(index)
         method, p = key
-        ax.loglog(examples, result.steps, "o-", ms=3.5, lw=1.6, color=color, label=f"{method}, $p = {p:g}$")
+        ax.loglog(examples, result.steps, "o-", ms=3.5, lw=1.6, color=color, label=f"{method}, p = {p:g}")
         critical = _critical(result)
         if np.isfinite(critical):
             there = _steps_at(result, critical)
@@ -471,10 +469,10 @@ def examples_vs_steps_figure(
     steps = np.geomspace(noise_free_steps * 1.001, highest, 200)
     examples = noise_free_steps * b_noise * (1 + 1 / (steps / noise_free_steps - 1))
     ax.loglog(examples, steps, color="0.45", lw=1, ls=":",
-              label=r"SGD, McCandlish: $(S/S_{\min}-1)(E/E_{\min}-1)=1$")  # fmt: skip
-    ax.set_xlabel("examples processed $E = B \\cdot S$")
-    ax.set_ylabel("steps $S$ (tuned)")
-    ax.set_title("Steps against examples: the batch size moves along each curve (stars: critical $B$)")
+              label="SGD, McCandlish: (S/Sₘᵢₙ − 1)(E/Eₘᵢₙ − 1) = 1")  # fmt: skip
+    ax.set_xlabel("examples processed E = B·S")
+    ax.set_ylabel("steps S (tuned)")
+    ax.set_title("Steps against examples: the batch size moves along each curve (stars: critical B)")
     ax.legend(loc="upper right")
     _decades_only(ax)
     return fig
@@ -492,14 +490,14 @@ def tuned_lr_figure(
     styles = {"SGD": "--", "momentum": "-", "EMA": ":"}
     for index, method in enumerate(METHODS):
         result = sweep[method, 0.0]
-        label = method + (r": $\eta/(1-\beta)$" if method == "momentum" else r": $\eta$")
+        label = method + (": η/(1 − β)" if method == "momentum" else ": η")
         ax.loglog(result.batch_sizes, effective_lr(result), marker=MARKERS[method], ls=styles[method], ms=4,
                   color=coordinate_color(index), label=label)  # fmt: skip
-    ax.loglog(SWEEP_BATCH_SIZES, rule, color="0.5", lw=1, label=r"$4B\cdot$target$/\sum c_i$")
-    ax.axhline(stability_limit, color="black", ls=":", lw=1, label=r"SGD limit $2/h_1$")
-    ax.set_xlabel("batch size $B$")
+    ax.loglog(SWEEP_BATCH_SIZES, rule, color="0.5", lw=1, label="4B · target / Σᵢ cᵢ")
+    ax.axhline(stability_limit, color="black", ls=":", lw=1, label="SGD limit 2/h₁")
+    ax.set_xlabel("batch size B")
     ax.set_ylabel("tuned (effective) learning rate")
-    ax.set_title("Tuned learning rates, $p = 0$")
+    ax.set_title("Tuned learning rates, p = 0")
     ax.legend()
     _decades_only(ax)
     return fig
@@ -518,14 +516,14 @@ def schedules_figure(
     """
     fig, (top, bottom) = new_figure(nrows=2, height=7.0)
     batches = scheduled.batch_sizes
-    top.loglog(batches, scheduled.constant_steps, "o-", color="black", ms=4, label=r"best constant $\eta$")
+    top.loglog(batches, scheduled.constant_steps, "o-", color="black", ms=4, label="best constant η")
     top.loglog(batches, scheduled.steps, "s-", color=coordinate_color(4), ms=4,
                label=f"optimised schedule, {scheduled.lrs.shape[1]} equal pieces")  # fmt: skip
     reached = np.isfinite(per_step)
     top.loglog(batches[reached], per_step[reached], "D-", color=coordinate_color(2), ms=4,
                label="Chebyshev steps (a rate per step)")  # fmt: skip
     draw_information_bound(top, scheduled.target)
-    top.set_xlabel("batch size $B$")
+    top.set_xlabel("batch size B")
     top.set_ylabel("steps to target")
     top.set_title(rf"Plain SGD ($p = 0$): steps to $\mathbb{{E}}[L(\theta_t)] \leq {scheduled.target:g}$")
     top.legend(loc="lower left")
@@ -534,13 +532,13 @@ def schedules_figure(
         edges = np.cumsum([0] + [part.size for part in parts]) / scheduled.steps[k]
         color = coordinate_color(index)
         bottom.stairs(scheduled.lrs[k], edges, baseline=None, color=color, lw=1.8,
-                      label=f"$B = {batches[k]:,}$")  # fmt: skip
+                      label=f"B = {batches[k]:,}")  # fmt: skip
         bottom.axhline(scheduled.constant_lr[k], color=color, ls=":", lw=1.2)
     bottom.axhline(stability_limit, color="black", lw=0.8, ls="--", zorder=0)
     bottom.set_yscale("log")
-    bottom.set_xlabel("fraction of the run $t/T$")
-    bottom.set_ylabel(r"learning rate $\eta$")
-    bottom.set_title(r"Optimised schedules (dotted: best constant $\eta$; dashed black: $2/h_1$)")
+    bottom.set_xlabel("fraction of the run t/T")
+    bottom.set_ylabel("learning rate η")
+    bottom.set_title("Optimised schedules (dotted: best constant η; dashed black: 2/h₁)")
     bottom.legend(loc="lower left", ncols=2)
     for ax in (top, bottom):
         _decades_only(ax)
@@ -574,7 +572,7 @@ def six_methods_figure(
             label = f"{name}: {result.trials} runs"
             plot_simulation(ax, result.risk, result.risk_stderr, color="black", label=label)
         label_risk_axes(ax)
-        ax.set_title(rf"$B = {batch}$, $\eta$ tuned for $t = {budget}$")
+        ax.set_title(f"B = {batch}, η tuned for t = {budget}")
         _decades_only(ax)
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return fig
