@@ -1,19 +1,11 @@
 """The grids of the paper's notebook, the search horizon, and the argument checks (chapter 6).
 
-The hyperparameter grids of the public notebook of Zhang et al. (2019), which every tuned search
-of chapter 6 uses (read-only arrays):
-
-- :data:`~nqm_lib.batch_scaling.PAPER_LRS`: η for the momentum and EMA searches, 100 log-spaced
-  values in ``[10⁻⁸, 10]`` (the chapter uses it for plain SGD too);
-- :data:`~nqm_lib.batch_scaling.PAPER_SGD_LRS`: η for the notebook's plain-SGD search, 100 values
-  in ``[10⁻⁵, 10^0.5]``;
-- :data:`~nqm_lib.batch_scaling.PAPER_DECAYS`: β or γ ∈ ``1 − logspace(−5, 0, 20)``, from 0.99999
-  down to 0 (plain SGD).
-
-:data:`~nqm_lib.batch_scaling.DEFAULT_MAX_STEPS` (10⁹) is the default search horizon; the paper's
-notebook also stops its SGD search there. The checks turn a bad argument of any function of
-:mod:`nqm_lib.batch_scaling` into a ``ValueError`` that names the parameter, its value and the
-valid range.
+:data:`~nqm_lib.batch_scaling.PAPER_LRS`, :data:`~nqm_lib.batch_scaling.PAPER_SGD_LRS` and
+:data:`~nqm_lib.batch_scaling.PAPER_DECAYS` are the hyperparameter grids of the public notebook of
+Zhang et al. (2019), which every tuned search of chapter 6 uses;
+:data:`~nqm_lib.batch_scaling.DEFAULT_MAX_STEPS` is the default search horizon. The checks turn a
+bad argument of any function of :mod:`nqm_lib.batch_scaling` into a ``ValueError`` that names the
+parameter, its value and the valid range.
 """
 
 from __future__ import annotations

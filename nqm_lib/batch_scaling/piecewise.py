@@ -1,7 +1,7 @@
 """Optimised piecewise-constant learning-rate schedules of plain SGD and their steps to target (chapter 6).
 
 :func:`~nqm_lib.batch_scaling.scheduled_steps_to_target` replaces SGD's constant rate by a
-piecewise-constant schedule of :data:`~nqm_lib.batch_scaling.SCHEDULE_PIECES` (10) equal pieces
+piecewise-constant schedule of :data:`~nqm_lib.batch_scaling.SCHEDULE_PIECES` equal pieces
 optimised for every horizon (:func:`~nqm_lib.batch_scaling.optimal_piecewise_schedule`, as in
 Zhang et al., 2019); under a schedule the risk stays exact, each piece being one affine map of every
 coordinate's second moment (:func:`~nqm_lib.batch_scaling.piecewise_schedule_risk`).
