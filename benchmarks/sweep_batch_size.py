@@ -4,7 +4,8 @@ Times the sweep of the issue — 4 preconditioning powers × 10 batch sizes (4, 
 {plain SGD over 100 η, momentum over 100 η × 20 β, EMA over 100 η × 20 γ}, with the grids of the
 paper's notebook (which needs tens of minutes for it) — the chapter's own sweep
 (:func:`nqm_lib.figures_batch_size.paper_sweep`, 19 batch sizes) and its schedule experiment
-(:func:`nqm_lib.batch_scaling.scheduled_steps_to_target`, 10 pieces, 10 batch sizes), then prints
+(:func:`nqm_lib.batch_scaling.scheduled_steps_to_target`, 10 pieces, 10 batch sizes) and its
+per-step Chebyshev schedules (:func:`nqm_lib.batch_scaling.chebyshev_steps_to_target`), then prints
 how the results agree with the reference points of the notebook.
 
     python benchmarks/sweep_batch_size.py [--repeats 3]
@@ -28,6 +29,7 @@ from nqm_lib.batch_scaling import (  # noqa: E402
     PAPER_DECAYS,
     PAPER_LRS,
     PAPER_SGD_LRS,
+    chebyshev_steps_to_target,
     scheduled_steps_to_target,
     tuned_steps_to_target,
 )
@@ -102,6 +104,13 @@ def main() -> None:
     print(f"schedule experiment (10 pieces, 10 B): {wall:.2f} s wall, {cpu:.2f} s CPU (median)")
     gains = scheduled.constant_steps / scheduled.steps
     print("  schedule's gain over the best constant rate:", " ".join(f"{g:.2f}" for g in gains))
+
+    def per_step_experiment():  # as in chapter 6: every horizon up to 320 steps
+        return chebyshev_steps_to_target(problem, TARGET, BATCH_SIZES, max_steps=320)
+
+    wall, cpu, per_step = timed(per_step_experiment, args.repeats)
+    print(f"Chebyshev steps (every horizon <= 320, 10 B): {wall:.2f} s wall, {cpu:.2f} s CPU (median)")
+    print("  steps:", " ".join("-" if np.isinf(s) else f"{int(s)}" for s in per_step))
 
     print("\nsteps to 0.01, p = 0, B = 4 ... 4^10:")
     for method in ("SGD", "momentum", "EMA"):

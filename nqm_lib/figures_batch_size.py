@@ -19,18 +19,24 @@ from types import MappingProxyType
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from .batch_scaling import (
     PAPER_DECAYS,
     PAPER_LRS,
+    ScheduledSteps,
     TunedSteps,
     critical_batch_size,
     information_bound_steps,
+    steps_to_target,
     tuned_steps_to_target,
 )
-from .plotting import coordinate_color, new_figure
+from .formulas import sgd_risk
+from .noise_scale import NoiseScales
+from .plotting import coordinate_color, label_risk_axes, new_figure, plot_simulation, plot_theory
 from .problem import NQM
+from .simulation import SimulationResult
+from .theory import first_minimum, risk_curve
 
 __all__ = [
     "LINESTYLES",
@@ -43,9 +49,17 @@ __all__ = [
     "draw_information_bound",
     "draw_steps_vs_batch",
     "effective_lr",
+    "examples_vs_steps_figure",
+    "first_crossing_figure",
+    "noise_scale_figure",
     "paper_bound",
     "paper_sweep",
+    "schedules_figure",
+    "sgd_scaling_figure",
+    "six_methods_figure",
     "steps_vs_batch_figure",
+    "steps_vs_lr_figure",
+    "tuned_lr_figure",
 ]
 
 #: Batch sizes of the chapter's sweep, B = 4, 8, ..., 2²⁰. They start at 4, as in the paper's notebook;
@@ -61,9 +75,9 @@ TARGET = 0.01
 
 #: Panel titles of :func:`batch_size_panels_figure`.
 TITLES = {
-    "SGD": r"plain SGD ($\eta$ tuned)",
-    "momentum": r"momentum ($\eta$, $\beta$ tuned)",
-    "EMA": r"EMA ($\eta$, $\gamma$ tuned)",
+    "SGD": "plain SGD (η tuned)",
+    "momentum": "momentum (η, β tuned)",
+    "EMA": "EMA (η, γ tuned)",
 }
 
 #: Marker of each method, shared by both figures.
@@ -238,16 +252,327 @@ def batch_size_panels_figure(*, target: float = TARGET) -> Figure:
     for ax, method in zip(axes, METHODS, strict=True):
         for index, p in enumerate(PRECOND_POWERS):
             style = {"color": coordinate_color(index), "ls": LINESTYLES[p], "marker": "o"}
-            draw_steps_vs_batch(ax, sweep[method, p], label=f"$p = {p:g}$", **style)
+            draw_steps_vs_batch(ax, sweep[method, p], label=f"p = {p:g}", **style)
         grey = {"color": "0.55", "lw": 2.5, "alpha": 0.6, "zorder": 0}
-        ax.loglog(reference.batch_sizes, reference.steps, label="SGD, $p = 0$", **grey)
+        ax.loglog(reference.batch_sizes, reference.steps, label="SGD, p = 0", **grey)
         draw_information_bound(ax, target)
         ax.set_title(TITLES[method])
         ax.set_ylabel("tuned steps")
-        if method != METHODS[-1]:
-            ax.set_xlabel("")
+        ax.set_xlabel("batch size B" if method == METHODS[-1] else "")
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     top = max(np.nanmax(sweep[key].steps) for key in sweep)
     for ax in axes:
         ax.set_ylim(0.5, 2.0 * top)
+        _decades_only(ax)
+    return fig
+
+
+# ------------------------------------------------------------------ chapter 6's static figures
+# Plain functions of their data: the chapter computes what its text explains and passes it here.
+
+
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _decade_label(value: float, _position: int) -> str:
+    """``10ⁿ`` in plain text (Unicode superscripts) for a power of ten, else nothing."""
+    exponent = math.log10(value) if value > 0 else math.nan
+    if not math.isfinite(exponent) or abs(exponent - round(exponent)) > 1e-9:
+        return ""
+    return "1" if round(exponent) == 0 else "10" + str(round(exponent)).translate(_SUPERSCRIPTS)
+
+
+def _decades_only(ax: Axes) -> None:
+    """Log axes of ``ax`` with decade ticks labelled ``10ⁿ`` in plain text and no minor ticks.
+
+    A decade per label is enough to read these figures, and plain-text labels draw several times
+    faster than Matplotlib's default mathtext ``$10^{n}$`` (which dominates drawing a log–log plot).
+    """
+    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+        if scale == "log":
+            axis.set_minor_locator(NullLocator())
+            axis.set_major_formatter(FuncFormatter(_decade_label))
+
+
+def _steps_at(result: TunedSteps, batch_size: float) -> float:
+    """The tuned steps at ``batch_size``, interpolated on log–log axes (as the critical batch size is)."""
+    return float(np.exp(np.interp(np.log(batch_size), np.log(result.batch_sizes), np.log(result.steps))))
+
+
+def first_crossing_figure(
+    problem: NQM,
+    target: float,
+    *,
+    sgd: Mapping[str, float],
+    momentum: Mapping[str, float],
+    window: tuple[int, int],
+    bisection_step: int,
+) -> Figure:
+    """Chapter 6: the steps to target as a first crossing, on a monotone and an oscillating curve.
+
+    Top: the exact risk of plain SGD with the settings ``sgd`` (``lr``, ``batch_size``) on log–log
+    axes up to four times its first crossing, which a dotted line marks. Bottom: the exact risk of
+    momentum with the settings ``momentum`` (``lr``, ``batch_size``, ``momentum``) over the steps
+    ``window``, with its first crossing (star) and ``bisection_step`` (square), where a bisection
+    for the last step above the target lands.
+    """
+    fig, (top, bottom) = new_figure(nrows=2, height=6.4)
+    first = steps_to_target(problem, target, **sgd)
+    t = np.unique(np.geomspace(1, 4 * first, 400).astype(int))
+    per_coordinate = sgd_risk(problem.h, problem.c, problem.theta0, t, **sgd)
+    top.loglog(t, per_coordinate @ problem.counts, color="black", lw=2,
+               label=f"SGD, B = {sgd['batch_size']:g}, η = {sgd['lr']:.4f}")  # fmt: skip
+    top.axhline(target, color="#d62728", ls="--", lw=1, label=f"target {target:g}")
+    top.axvline(first, color="0.5", ls=":", lw=1, label=f"first crossing: {first:,}")
+    label_risk_axes(top)
+    top.set_title("A monotone curve: one crossing")
+    top.legend()
+    curve = risk_curve(problem, window[1], **momentum)
+    crossing = steps_to_target(problem, target, **momentum)
+    steps = np.arange(window[0], window[1] + 1)
+    bottom.plot(steps, curve[steps], "o-", ms=3, color="black", lw=1, label="exact risk")
+    bottom.axhline(target, color="#d62728", ls="--", lw=1, label=f"target {target:g}")
+    bottom.plot(crossing, curve[crossing], "*", ms=14, color="#2ca02c", label=f"first crossing: {crossing}")
+    bottom.plot(bisection_step, curve[bisection_step], "s", ms=8, mfc="none", color="#9467bd",
+                label=f"bisection lands here: {bisection_step}")  # fmt: skip
+    label_risk_axes(bottom)
+    bottom.set_title(
+        f"Momentum, B = {momentum['batch_size']:g}, η = {momentum['lr']:.3g}, β = {momentum['momentum']:.4f}"
+    )
+    bottom.legend()
+    for ax in (top, bottom):
+        _decades_only(ax)
+    return fig
+
+
+def steps_vs_lr_figure(
+    lrs: np.ndarray, steps: np.ndarray, batch_sizes: Sequence[int], *, stability_limit: float
+) -> Figure:
+    """Chapter 6: plain SGD's steps to target against η, one curve per batch size.
+
+    ``steps[k]`` holds the steps to target of ``batch_sizes[k]`` at every rate of ``lrs``
+    (``inf``/``nan`` where the target is not reached); a dot marks each curve's best η (ties: the
+    first) and a dotted line the stability limit ``2/h_1``.
+    """
+    fig, (ax,) = new_figure(height=4.2)
+    for index, (batch, row) in enumerate(zip(batch_sizes, steps, strict=True)):
+        color = coordinate_color(index)
+        ax.loglog(lrs, row, color=color, lw=1.8, label=f"B = {batch:,}")
+        best = first_minimum(np.nan_to_num(row, nan=np.inf))
+        ax.plot(lrs[best], row[best], "o", color=color)
+    ax.axvline(stability_limit, color="black", ls=":", lw=1)
+    ax.set_xlim(3e-3, 3)
+    ax.set_ylim(4e3, 1e7)
+    ax.set_xlabel("learning rate η (dotted: stability limit 2/h₁)")
+    ax.set_ylabel("steps to target T")
+    ax.set_title("Plain SGD: steps to the target against η (dots: best η per B)")
+    ax.legend()
+    _decades_only(ax)
+    return fig
+
+
+def sgd_scaling_figure(result: TunedSteps, *, noise_free_steps: int, b_noise: float) -> Figure:
+    """Chapter 6: tuned SGD steps against ``B`` with perfect scaling, its double, and three floors.
+
+    Draws ``result`` (tuned steps per batch size), the perfect-scaling line through the smallest
+    batch size and twice it, the tuned steps of noise-free gradient descent
+    (``noise_free_steps``), the information-theoretic lower bound (:func:`paper_bound`),
+    McCandlish's model ``S_min(1 + B_noise/B)`` with ``S_min = noise_free_steps`` and ``b_noise``,
+    and a star at the critical batch size.
+    """
+    batches, steps = result.batch_sizes, result.steps
+    fig, (ax,) = new_figure(height=4.6)
+    ax.loglog(batches, steps, "o-", color="black", lw=2, ms=4, label="tuned SGD (exact)")
+    perfect = steps[0] * batches[0] / batches
+    ax.loglog(batches, perfect, color="0.6", lw=1, label=f"perfect scaling from B = {batches[0]}")
+    ax.loglog(batches, 2 * perfect, color="0.6", lw=1, ls="--", label="twice that")
+    ax.axhline(noise_free_steps, color="#1f77b4", ls=":", label=f"noise-free GD: {noise_free_steps:,} steps")
+    draw_information_bound(ax, result.target)
+    model = noise_free_steps * (1 + b_noise / batches)
+    ax.loglog(batches, model, color="#ff7f0e", lw=1.2, label="Sₘᵢₙ (1 + Bₙₒᵢₛₑ / B)")
+    critical = _critical(result)
+    ax.plot(critical, _steps_at(result, critical), "*", ms=15, color="#d62728",
+            label=f"critical B = {critical:,.0f}")  # fmt: skip
+    ax.set_xlabel("batch size B")
+    ax.set_ylabel("steps to target S(B) (tuned)")
+    ax.set_ylim(0.5, 2 * steps[0])
+    ax.legend(loc="upper right")
+    _decades_only(ax)
+    return fig
+
+
+def noise_scale_figure(
+    runs: Mapping[float, tuple[np.ndarray, NoiseScales]],
+    *,
+    fitted: Mapping[float, float],
+    critical: Mapping[float, float],
+) -> Figure:
+    """Chapter 6: McCandlish's noise scale along runs against the batch sizes the sweeps find.
+
+    ``runs[target] = (risk, scales)``: the expected risk and the noise scales along the run tuned
+    for ``target``, up to its first crossing. Each run's ``B_noise`` is a line (training goes from
+    left to right), ending in a dot where it reaches its target; squares mark ``fitted[target]``
+    (``B_noise`` of the model ``S_min(1 + B_noise/B)`` through the tuned steps) and stars
+    ``critical[target]`` (the critical batch size of the tuned steps).
+    """
+    fig, (ax,) = new_figure(height=4.2)
+    targets = sorted(runs, reverse=True)
+    along = "Bₙₒᵢₛₑ = tr(HC) / GᵀHG along each tuned run"
+    for index, target in enumerate(targets):
+        risk, scales = runs[target]
+        ax.loglog(risk, scales.critical, color=coordinate_color(0), lw=1.4, label=None if index else along)
+    ax.plot(targets, [runs[x][1].critical[-1] for x in targets], "o", ms=7, color=coordinate_color(0),
+            label="Bₙₒᵢₛₑ where the run reaches its target")  # fmt: skip
+    ax.plot(targets, [fitted[x] for x in targets], "s", ms=7, mfc="none", color=coordinate_color(4), mew=1.5,
+            label="Bₙₒᵢₛₑ fitted to the tuned steps S(B)")  # fmt: skip
+    ax.plot(targets, [critical[x] for x in targets], "*", ms=12, color=coordinate_color(1),
+            label="critical batch size")  # fmt: skip
+    ax.invert_xaxis()
+    ax.set_xlabel(r"expected risk $\mathbb{E}[L(\theta_t)]$ (training goes to the right)")
+    ax.set_ylabel("batch size")
+    ax.set_title("Gradient noise scale along the tuned runs at B = 4, and the critical batch size")
+    ax.legend(loc="upper left")
+    _decades_only(ax)
+    return fig
+
+
+def examples_vs_steps_figure(
+    sweep: Mapping[tuple[str, float], TunedSteps],
+    keys: Sequence[tuple[str, float]],
+    *,
+    noise_free_steps: int,
+    b_noise: float,
+) -> Figure:
+    """Chapter 6: steps against examples ``E = B·S`` for the tuned methods ``keys`` of ``sweep``.
+
+    Each curve runs from the smallest batch size (top left: most steps, fewest examples) to the
+    largest (bottom right); a star marks the critical batch size, where ``E`` is twice its value
+    at the smallest batch size. Also drawn: the information-theoretic lower bound (any algorithm)
+    and, for plain SGD, McCandlish's trade-off ``(S/S_min − 1)(E/E_min − 1) = 1`` with
+    ``S_min = noise_free_steps`` and ``E_min = S_min · b_noise``.
+    """
+    fig, (ax,) = new_figure(height=4.4)
+    for index, key in enumerate(keys):
+        result = sweep[key]
+        examples = result.batch_sizes * result.steps
+        color = coordinate_color(index)
+        method, p = key
+        ax.loglog(examples, result.steps, "o-", ms=3.5, lw=1.6, color=color, label=f"{method}, p = {p:g}")
+        critical = _critical(result)
+        if np.isfinite(critical):
+            there = _steps_at(result, critical)
+            ax.plot(critical * there, there, "*", ms=13, color=color, mec="black", mew=0.6, zorder=5)
+    bound = paper_bound(sweep[keys[0]].target)
+    ax.loglog(SWEEP_BATCH_SIZES * bound, bound, color="black", ls=(0, (4, 2)), lw=1.2,
+              label="lower bound (any algorithm)")  # fmt: skip
+    highest = 4 * noise_free_steps * (1 + b_noise / SWEEP_BATCH_SIZES[0])
+    steps = np.geomspace(noise_free_steps * 1.001, highest, 200)
+    examples = noise_free_steps * b_noise * (1 + 1 / (steps / noise_free_steps - 1))
+    ax.loglog(examples, steps, color="0.45", lw=1, ls=":",
+              label="SGD, McCandlish: (S/Sₘᵢₙ − 1)(E/Eₘᵢₙ − 1) = 1")  # fmt: skip
+    ax.set_xlabel("examples processed E = B·S")
+    ax.set_ylabel("steps S (tuned)")
+    ax.set_title("Steps against examples: the batch size moves along each curve (stars: critical B)")
+    ax.legend(loc="upper right")
+    _decades_only(ax)
+    return fig
+
+
+def tuned_lr_figure(
+    sweep: Mapping[tuple[str, float], TunedSteps], *, rule: np.ndarray, stability_limit: float
+) -> Figure:
+    """Chapter 6: the tuned (effective) learning rate of every method at ``p = 0`` against ``B``.
+
+    Draws :func:`effective_lr` of SGD, momentum and EMA from ``sweep``, the linear rule ``rule``
+    (one value per batch size of the sweep) and the stability limit of plain SGD.
+    """
+    fig, (ax,) = new_figure(height=4.4)
+    styles = {"SGD": "--", "momentum": "-", "EMA": ":"}
+    for index, method in enumerate(METHODS):
+        result = sweep[method, 0.0]
+        label = method + (": η/(1 − β)" if method == "momentum" else ": η")
+        ax.loglog(result.batch_sizes, effective_lr(result), marker=MARKERS[method], ls=styles[method], ms=4,
+                  color=coordinate_color(index), label=label)  # fmt: skip
+    ax.loglog(SWEEP_BATCH_SIZES, rule, color="0.5", lw=1, label="4B · target / Σᵢ cᵢ")
+    ax.axhline(stability_limit, color="black", ls=":", lw=1, label="SGD limit 2/h₁")
+    ax.set_xlabel("batch size B")
+    ax.set_ylabel("tuned (effective) learning rate")
+    ax.set_title("Tuned learning rates, p = 0")
+    ax.legend()
+    _decades_only(ax)
+    return fig
+
+
+def schedules_figure(
+    scheduled: ScheduledSteps, *, per_step: np.ndarray, shown: Sequence[int], stability_limit: float
+) -> Figure:
+    """Chapter 6: plain SGD with a constant rate, ten optimised pieces, and a rate per step.
+
+    Top: steps to target against ``B`` for the best constant rate, the optimised piecewise schedule
+    and the Chebyshev steps (``per_step``, one count per batch size of ``scheduled``; ``inf`` is not
+    drawn), with the information-theoretic lower bound. Bottom: the optimised rates of the batch
+    sizes at the indices ``shown`` (steps on a common axis ``t/T``), with each best constant rate
+    dotted and the stability limit ``2/h_1`` as a black line.
+    """
+    fig, (top, bottom) = new_figure(nrows=2, height=7.0)
+    batches = scheduled.batch_sizes
+    top.loglog(batches, scheduled.constant_steps, "o-", color="black", ms=4, label="best constant η")
+    top.loglog(batches, scheduled.steps, "s-", color=coordinate_color(4), ms=4,
+               label=f"optimised schedule, {scheduled.lrs.shape[1]} equal pieces")  # fmt: skip
+    reached = np.isfinite(per_step)
+    top.loglog(batches[reached], per_step[reached], "D-", color=coordinate_color(2), ms=4,
+               label="Chebyshev steps (a rate per step)")  # fmt: skip
+    draw_information_bound(top, scheduled.target)
+    top.set_xlabel("batch size B")
+    top.set_ylabel("steps to target")
+    top.set_title(rf"Plain SGD ($p = 0$): steps to $\mathbb{{E}}[L(\theta_t)] \leq {scheduled.target:g}$")
+    top.legend(loc="lower left")
+    for index, k in enumerate(shown):
+        parts = np.array_split(np.arange(int(scheduled.steps[k])), scheduled.lrs.shape[1])
+        edges = np.cumsum([0] + [part.size for part in parts]) / scheduled.steps[k]
+        color = coordinate_color(index)
+        bottom.stairs(scheduled.lrs[k], edges, baseline=None, color=color, lw=1.8,
+                      label=f"B = {batches[k]:,}")  # fmt: skip
+        bottom.axhline(scheduled.constant_lr[k], color=color, ls=":", lw=1.2)
+    bottom.axhline(stability_limit, color="black", lw=0.8, ls="--", zorder=0)
+    bottom.set_yscale("log")
+    bottom.set_xlabel("fraction of the run t/T")
+    bottom.set_ylabel("learning rate η")
+    bottom.set_title("Optimised schedules (dotted: best constant η; dashed black: 2/h₁)")
+    bottom.legend(loc="lower left", ncols=2)
+    for ax in (top, bottom):
+        _decades_only(ax)
+    return fig
+
+
+def six_methods_figure(
+    problem: NQM,
+    budget: int,
+    methods: Mapping[str, Mapping[str, float]],
+    tuned_lrs: Mapping[tuple[str, int], float],
+    batch_sizes: Sequence[int],
+    *,
+    simulation: tuple[str, int, SimulationResult] | None = None,
+) -> Figure:
+    """Chapter 6: the six methods' exact risk curves, one panel per batch size, η tuned for each.
+
+    ``methods`` maps a name to its settings (``momentum``, ``ema_decay``, ``precond_power``);
+    ``tuned_lrs[name, B]`` is its learning rate at batch size ``B``. Momentum variants are dashed.
+    ``simulation = (name, B, result)`` adds a Monte Carlo estimate of that method in the panel of
+    ``B``. One legend, to the right of the top panel, serves all panels.
+    """
+    fig, axes = new_figure(nrows=len(batch_sizes), height=2.8 * len(batch_sizes))
+    for ax, batch in zip(axes, batch_sizes, strict=True):
+        for index, (name, extra) in enumerate(methods.items()):
+            curve = risk_curve(problem, budget, lr=tuned_lrs[name, batch], batch_size=batch, **extra)
+            style = "--" if "momentum" in extra else "-"
+            plot_theory(ax, curve, color=coordinate_color(index), ls=style, label=name)
+        if simulation is not None and simulation[1] == batch:
+            name, _, result = simulation
+            label = f"{name}: {result.trials} runs"
+            plot_simulation(ax, result.risk, result.risk_stderr, color="black", label=label)
+        label_risk_axes(ax)
+        ax.set_title(f"B = {batch}, η tuned for t = {budget}")
+        _decades_only(ax)
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return fig

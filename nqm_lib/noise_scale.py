@@ -2,13 +2,13 @@
 
 At parameters θ with true gradient G, Hessian H and per-example gradient covariance C, one SGD
 step on a batch of B examples lowers the loss, to second order, by the most when η is tuned
-for B; the best such improvement is the noise-free one divided by ``1 + B_noise / B`` with
+for B; the best such improvement is the noise-free one divided by ``1 + B_noise / B`` with ::
 
     B_noise = tr(H C) / (Gᵀ H G),
 
 the *critical* noise scale: below it a doubling of B nearly doubles the progress per step, above
 it hardly helps. When H is a multiple of the identity (or its effect is ignored) this becomes
-the *simple* noise scale
+the *simple* noise scale ::
 
     B_simple = tr(C) / ‖G‖²,
 
@@ -16,8 +16,9 @@ the ratio of the noise's total variance to the squared gradient. Both grow along
 gradient shrinks and the noise does not.
 
 On the NQM the gradient is random along an SGD run, and what the expected-risk curves give are
-the second moments ``m_i = E[θ_i²]``; :func:`nqm_noise_scales` uses ``E‖G‖² = Σ h_i² m_i`` and
-``E[GᵀHG] = Σ h_i³ m_i`` in the denominators (the noise scale of the average squared gradient).
+the second moments ``m_i = E[θ_i²]``; :func:`nqm_noise_scales` uses ``E‖G‖² = Σ n_i h_i² m_i`` and
+``E[GᵀHG] = Σ n_i h_i³ m_i`` in the denominators (the noise scale of the average squared gradient),
+with ``n_i`` the multiplicity of coordinate ``i`` (``NQM.counts``) in these sums and in the traces.
 """
 
 from __future__ import annotations
@@ -97,9 +98,11 @@ def gradient_noise_scales(hessian: object, covariance: object, gradient: object)
 def nqm_noise_scales(problem: NQM, second_moment: object) -> NoiseScales:
     """The noise scales of an NQM, from the second moments ``E[θ_i²]`` of the iterates.
 
-    ``second_moment`` has shape ``(..., d)`` — e.g. ``2 · risk_curve_per_coordinate / h`` for a
-    whole curve — and the result has shape ``(...)``:
-    ``B_simple = Σ c_i / Σ h_i² m_i`` and ``B_noise = Σ h_i c_i / Σ h_i³ m_i``.
+    ``second_moment`` holds ``E[θ_i²]`` of one coordinate of each bin, shape ``(..., d)`` — e.g.
+    ``2 · risk_curve_per_coordinate / (h · counts)`` for a whole curve — and the result has shape
+    ``(...)``: ``B_simple = Σ n_i c_i / Σ n_i h_i² m_i`` and ``B_noise = Σ n_i h_i c_i / Σ n_i h_i³ m_i``,
+    with ``n_i = problem.counts[i]`` (so that a binned problem has the noise scales of the problem
+    it represents).
 
     Raises
     ------
@@ -120,12 +123,12 @@ def nqm_noise_scales(problem: NQM, second_moment: object) -> NoiseScales:
             f"second_moment must have last axis of length d = {problem.d}, got shape {moments.shape}"
         )
     check_nonnegative_array("second_moment", moments.ravel())
-    squared_norm = moments @ problem.h**2
-    curvature = moments @ problem.h**3
+    squared_norm = moments @ (problem.counts * problem.h**2)
+    curvature = moments @ (problem.counts * problem.h**3)
     if np.any(squared_norm == 0):
         raise ValueError("second_moment is 0 in every coordinate: the noise scale is infinite at the optimum")
-    simple = problem.c.sum() / squared_norm
-    critical = (problem.h * problem.c).sum() / curvature
+    simple = (problem.counts * problem.c).sum() / squared_norm
+    critical = (problem.counts * problem.h * problem.c).sum() / curvature
     if moments.ndim == 1:
         return NoiseScales(float(simple), float(critical))
     return NoiseScales(simple, critical)

@@ -553,10 +553,10 @@ def test_schedule_gains_much_at_small_batch_sizes_and_little_at_large_ones(sched
 
 
 def test_schedule_search_cannot_go_one_step_lower_with_a_longer_search(scheduled, monkeypatch):
-    import nqm_lib.batch_scaling as batch_scaling
+    import nqm_lib.batch_scaling.piecewise as piecewise
 
-    monkeypatch.setattr(batch_scaling, "_SWEEPS", 40)
-    monkeypatch.setattr(batch_scaling, "_CANDIDATES", 33)
+    monkeypatch.setattr(piecewise, "_SWEEPS", 40)
+    monkeypatch.setattr(piecewise, "_CANDIDATES", 33)
     for k in (0, 3):
         shorter = int(scheduled.steps[k]) - 1
         for start in (scheduled.lrs[k], np.full(SCHEDULE_PIECES, scheduled.constant_lr[k])):
