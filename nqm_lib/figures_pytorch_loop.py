@@ -84,6 +84,7 @@ def least_squares_risk_figure(
         )
     ax.axhline(s2 / 2, color="0.5", lw=1, ls=":", label=r"$\sigma_\varepsilon^2/2 = L(\theta^\star)$")
     ax.set_xscale("log")
+    ax.minorticks_off()  # decades are enough to read N off, and minor ticks cost a third of the drawing
     ax.set_ylim(0, 1.4 * s2)
     ax.set_xlabel("training-set size N")
     ax.set_ylabel("risk of the least-squares fit")
@@ -165,6 +166,7 @@ def zero_grad_figure(
     )
     ax.axhline(floor, color="0.5", ls=":", lw=1, label=r"$\hat L(\hat\theta)$")
     label_risk_axes(ax, ylabel=r"training risk $\hat L(\theta_t)$")
+    ax.minorticks_off()
     ax.set_title(f"Forgetting zero_grad(): gradients accumulate, η = {lr:g}, B = {batch_size}")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     return fig
@@ -206,6 +208,8 @@ def learning_rate_schedules_figure(
     label_risk_axes(bottom)
     bottom.set_xlabel("epoch e")
     bottom.set_title("ReduceLROnPlateau halves η when the risk stalls")
+    for ax in (top, bottom):
+        ax.minorticks_off()
     bottom.legend(fontsize=8)
     return fig
 
@@ -259,5 +263,7 @@ def weight_decay_risk_figure(
     total.legend(loc="upper right", fontsize=8, ncol=2)
     label_risk_axes(flat, ylabel=r"$\mathbb{E}[\frac{1}{2} h_2 \theta_2(t)^2]$")
     flat.set_title("The flat coordinate (dotted: noise floors)")
+    for ax in (total, flat):
+        ax.minorticks_off()
     flat.legend(fontsize=8)
     return fig

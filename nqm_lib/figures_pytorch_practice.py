@@ -1,9 +1,10 @@
-"""The static figures of the chapter "PyTorch in practice", as plain functions of their data.
+"""The figures of the chapter "PyTorch in practice", as plain functions of their data or settings.
 
 The chapter runs every optimiser, scheduler and training loop with PyTorch in view of the
-reader; these functions only draw what it recorded (each creates its figure with
-:func:`~nqm_lib.plotting.new_figure` and returns it). They take NumPy arrays and do not
-import PyTorch.
+reader; the static figures only draw what it recorded (each creates its figure with
+:func:`~nqm_lib.plotting.new_figure` and returns it). The interactive
+:func:`weight_decay_paths_figure` recomputes Adam's path with the NumPy Adam of
+:mod:`nqm_lib.adaptive` (PyTorch's conventions) at every move. Nothing here imports PyTorch.
 """
 
 from __future__ import annotations
@@ -13,49 +14,65 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from .adaptive import Adam
+from .figures_pytorch_loop import _as_array  # the same checks of the arrays a figure is given
 from .plotting import coordinate_color, new_figure
+from .validation import check_nonnegative, check_positive, check_steps
 
-__all__ = ["decay_paths_figure", "training_history_figure", "warmup_schedule_figure"]
+__all__ = ["training_history_figure", "warmup_schedule_figure", "weight_decay_paths_figure"]
 
-
-def _as_array(name: str, values: object) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
-    if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be a non-empty 1-D array of finite numbers, got shape {array.shape}")
-    return array
+#: Adam's ``eps`` (PyTorch's default), the scale λ|θ| must be far above for L2 to be λ-free.
+_ADAM_EPS = 1e-8
 
 
-def decay_paths_figure(
-    adam_paths: Mapping[float, object], adamw_paths: Mapping[float, object], *, lr: float, theta0: float
-) -> Figure:
-    """A weight with zero loss gradient under ``Adam(weight_decay=λ)`` and under ``AdamW``.
+def _adam_l2_path(weight_decay: float, lr: float, steps: int, theta0: float) -> np.ndarray:
+    """``θ_0 … θ_steps`` of ``Adam(weight_decay=λ)`` on a loss with zero gradient (its gradient is ``λθ``)."""
+    optimizer, theta, path = Adam(lr=lr), np.array([theta0]), [theta0]
+    for _ in range(steps):
+        theta = optimizer.step(theta, weight_decay * theta)
+        path.append(theta[0])
+    return np.array(path)
 
-    ``adam_paths`` and ``adamw_paths`` map each weight decay ``λ`` to the weight after steps
-    1, 2, …, k (the start ``theta0`` is prepended). Adam's paths are solid, AdamW's dashed,
-    one colour per ``λ``; the decay ``theta0 (1 − ηλ)^k`` that AdamW follows is drawn as
-    dots on its path. The weight axis is linear from 0 to ``theta0``.
+
+def weight_decay_paths_figure(weight_decay: float = 0.1, lr: float = 0.01, *, steps: int = 300) -> Figure:
+    """A weight with zero loss gradient under ``Adam(weight_decay=λ)`` and under ``AdamW`` (interactive).
+
+    From ``θ_0 = 2``: Adam with L2 regularisation (solid; NumPy's :class:`~nqm_lib.adaptive.Adam`,
+    PyTorch's conventions, on the penalty's gradient ``λθ``), and the decoupled decay of
+    ``AdamW``, ``θ_0 (1 − ηλ)^k`` (dashed). The thick grey line is Adam's path at ``λ = 1``,
+    which is the path for every ``λ`` as long as ``λ|θ|`` is far above Adam's ``ε = 1e-8``.
+    The axes are the same for every ``λ`` and ``η`` (steps 0 … ``steps``, weight −0.1 … 2.1).
     """
-    if set(adam_paths) != set(adamw_paths) or not adam_paths:
-        raise ValueError("adam_paths and adamw_paths must have the same, non-empty set of weight decays")
-    fig, (ax,) = new_figure(height=3.8)
-    for index, lam in enumerate(sorted(adam_paths)):
-        color = coordinate_color(index)
-        adam = np.concatenate([[theta0], _as_array(f"adam_paths[{lam}]", adam_paths[lam])])
-        adamw = np.concatenate([[theta0], _as_array(f"adamw_paths[{lam}]", adamw_paths[lam])])
-        steps = np.arange(adam.size)
-        ax.plot(steps, adam, color=color, lw=2, label=f"Adam(weight_decay={lam:g})")
-        ax.plot(
-            np.arange(adamw.size), adamw, color=color, lw=2, ls="--", label=f"AdamW(weight_decay={lam:g})"
-        )
-        every = max(1, adamw.size // 12)
-        k = np.arange(0, adamw.size, every)
-        ax.plot(k, theta0 * (1 - lr * lam) ** k, "o", ms=4, color=color)
-    ax.plot([], [], "o", ms=4, color="0.4", label="θ₀ (1 − ηλ)ᵏ")
-    ax.set_ylim(0, 1.05 * theta0)
+    weight_decay = check_nonnegative("weight_decay", weight_decay)
+    lr = check_positive("lr", lr)
+    steps = check_steps(steps)
+    theta0 = 2.0
+    k = np.arange(steps + 1)
+    fig, (ax,) = new_figure(height=4.4)
+    ax.plot(k, _adam_l2_path(1.0, lr, steps, theta0), color="0.75", lw=6, label="Adam(weight_decay=1)")
+    ax.plot(
+        k,
+        _adam_l2_path(weight_decay, lr, steps, theta0),
+        color=coordinate_color(0),
+        lw=2,
+        label=f"Adam(weight_decay={weight_decay:.3g})",
+    )
+    ax.plot(
+        k,
+        theta0 * (1 - lr * weight_decay) ** k,
+        color=coordinate_color(1),
+        lw=2,
+        ls="--",
+        label=f"AdamW(weight_decay={weight_decay:.3g}) = θ₀ (1 − ηλ)ᵏ",
+    )
+    ax.set_xlim(0, steps)
+    ax.set_ylim(-0.05 * theta0, 1.05 * theta0)
     ax.set_xlabel("step k")
     ax.set_ylabel("weight θₖ (zero loss gradient)")
-    ax.set_title(f"From θ₀ = {theta0:g} with η = {lr:g}: Adam's L2 ignores λ, AdamW decays")
-    ax.legend(fontsize=8, ncol=2, loc="lower left")
+    ax.set_title(
+        f"η = {lr:.3g}, λ = {weight_decay:.3g}: at the start λθ₀ = {weight_decay * theta0 / _ADAM_EPS:.3g} ε"
+    )
+    ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     return fig
 
 
@@ -67,8 +84,8 @@ def warmup_schedule_figure(warm: object, reference: object, beyond: object, *, t
     (dots, every 4th step), ``beyond`` the rates of a ``CosineAnnealingLR(T_max=t_max)``
     stepped past ``t_max`` (dashed), with ``T_max`` marked.
     """
-    warm_rates, reference_rates = _as_array("warm", warm), _as_array("reference", reference)
-    beyond_rates = _as_array("beyond", beyond)
+    warm_rates, reference_rates = _as_array("warm", warm, 1), _as_array("reference", reference, 1)
+    beyond_rates = _as_array("beyond", beyond, 1)
     if warm_rates.size != reference_rates.size:
         raise ValueError("warm and reference must have the same length")
     fig, (ax,) = new_figure(height=3.2)
@@ -103,8 +120,8 @@ def training_history_figure(history: Mapping[str, Sequence[float]], *, floor: fl
     ``"excess_ema"`` (their exact excess population loss); ``floor`` is the validation loss
     of the true parameters (dotted). Both panels have log-scale losses.
     """
-    series = {key: _as_array(f"history[{key!r}]", history[key]) for key in ("train", "val", "val_ema")}
-    series.update({key: _as_array(f"history[{key!r}]", history[key]) for key in ("excess", "excess_ema")})
+    keys = ("train", "val", "val_ema", "excess", "excess_ema")
+    series = {key: _as_array(f"history[{key!r}]", history[key], 1) for key in keys}
     if len({values.size for values in series.values()}) != 1:
         raise ValueError("every series of history must have one value per epoch")
     epochs = np.arange(1, series["train"].size + 1)
@@ -127,4 +144,5 @@ def training_history_figure(history: Mapping[str, Sequence[float]], *, floor: fl
     distance.legend(fontsize=8)
     for ax in (losses, distance):
         ax.set_xlabel("epoch")
+    distance.minorticks_off()  # (the losses span one decade: they keep the minor ticks to be read)
     return fig

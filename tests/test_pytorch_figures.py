@@ -1,7 +1,8 @@
 """The static figure functions of the two PyTorch chapters draw what they are given, and refuse bad data.
 
 ``nqm_lib.figures_pytorch_loop`` ("PyTorch: the training loop") and
-``nqm_lib.figures_pytorch_practice`` ("PyTorch in practice") take the arrays the chapters compute;
+``nqm_lib.figures_pytorch_practice`` ("PyTorch in practice") take the arrays the chapters compute
+(the interactive ``weight_decay_paths_figure`` its settings, checked against ``torch.optim``);
 each test checks that the drawn lines carry exactly those values, with the labels and scales the
 text refers to, and that malformed input raises ``ValueError`` instead of drawing nonsense.
 """
@@ -9,6 +10,7 @@ text refers to, and that malformed input raises ``ValueError`` instead of drawin
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import torch
 from matplotlib.figure import Figure
 
 from nqm_lib import figures_pytorch_loop as loop
@@ -140,21 +142,48 @@ def test_weight_decay_risk_figure_draws_the_total_and_the_flat_coordinate_per_la
         )
 
 
-def test_decay_paths_figure_draws_adam_and_adamw_from_theta0_with_the_geometric_decay():
-    adam = {0.1: np.linspace(1.9, 0.2, 100), 1.0: np.linspace(1.9, 0.2, 100)}
-    adamw = {0.1: 2 * 0.999 ** np.arange(1, 101), 1.0: 2 * 0.99 ** np.arange(1, 101)}
-    fig = practice.decay_paths_figure(adam, adamw, lr=0.01, theta0=2.0)
+def _torch_path(optimizer_class, weight_decay, lr, steps):
+    theta = torch.nn.Parameter(torch.tensor([2.0], dtype=torch.float64))
+    optimizer = optimizer_class([theta], lr=lr, weight_decay=weight_decay)
+    path = [2.0]
+    for _ in range(steps):
+        theta.grad = torch.zeros(1, dtype=torch.float64)
+        optimizer.step()
+        path.append(theta.item())
+    return np.array(path)
+
+
+@pytest.mark.parametrize(("weight_decay", "lr"), [(0.1, 0.01), (1e-8, 0.0316), (0.5, 0.001)])
+def test_weight_decay_paths_figure_draws_torch_adam_and_adamw_paths(weight_decay, lr):
+    fig = practice.weight_decay_paths_figure(weight_decay, lr, steps=120)
     _fits_the_column(fig)
     (ax,) = fig.axes
-    path = _line(ax, "AdamW(weight_decay=1)")
-    assert path[0, 1] == 2.0 and path.shape == (101, 2)
-    dots = [line for line in ax.lines if line.get_marker() == "o" and len(line.get_xdata())]
-    for line in dots:  # the dots lie on θ₀(1 − ηλ)^k of one λ
-        k, value = line.get_xydata().T
-        assert any(np.allclose(value, 2 * (1 - 0.01 * lam) ** k) for lam in (0.1, 1.0))
-    assert ax.get_ylim() == pytest.approx((0, 2.1))
-    with pytest.raises(ValueError, match="same"):
-        practice.decay_paths_figure(adam, {0.1: adamw[0.1]}, lr=0.01, theta0=2.0)
+    adam = _line(ax, f"Adam(weight_decay={weight_decay:.3g})")
+    np.testing.assert_allclose(adam[:, 1], _torch_path(torch.optim.Adam, weight_decay, lr, 120), rtol=1e-10)
+    adamw = _line(ax, f"AdamW(weight_decay={weight_decay:.3g}) = θ₀ (1 − ηλ)ᵏ")
+    np.testing.assert_allclose(adamw[:, 1], _torch_path(torch.optim.AdamW, weight_decay, lr, 120), rtol=1e-12)
+    np.testing.assert_allclose(
+        _line(ax, "Adam(weight_decay=1)")[:, 1], _torch_path(torch.optim.Adam, 1.0, lr, 120)
+    )
+
+
+def test_weight_decay_paths_figure_keeps_its_axes_over_the_site_grid_and_validates():
+    from nqm_lib.interactive import FIGURES
+
+    declared = FIGURES["weight_decay_paths"]
+    limits = set()
+    for lam in (declared.controls[0].site_values[0], declared.controls[0].site_values[-1]):
+        for lr in (declared.controls[1].site_values[0], declared.controls[1].site_values[-1]):
+            (ax,) = practice.weight_decay_paths_figure(lam, lr).axes
+            limits.add((ax.get_xlim(), ax.get_ylim()))
+            lines = np.concatenate([line.get_ydata() for line in ax.lines if len(line.get_ydata())])
+            assert ax.get_ylim()[0] <= lines.min() and lines.max() <= ax.get_ylim()[1]
+            plt.close("all")
+    assert len(limits) == 1
+    with pytest.raises(ValueError, match="weight_decay"):
+        practice.weight_decay_paths_figure(-0.1)
+    with pytest.raises(ValueError, match="lr"):
+        practice.weight_decay_paths_figure(0.1, 0.0)
 
 
 def test_warmup_schedule_figure_marks_t_max_and_shows_both_warm_ups():
