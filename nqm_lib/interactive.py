@@ -508,6 +508,14 @@ _DECLARATIONS = (
             ),
         ),
     ),
+    InteractiveFigure(  # "PyTorch in practice": L2 in Adam against AdamW's decoupled decay
+        "weight_decay_paths",
+        "nqm_lib.figures_pytorch_practice:weight_decay_paths_figure",
+        (
+            _log_slider("weight_decay", "λ", 0.1, -9, 0, 0.25, 10),
+            _log_slider("lr", "η", 0.01, -3, -1.5, 0.05, 6),
+        ),
+    ),
 )
 
 #: Every interactive figure of the book, by id.

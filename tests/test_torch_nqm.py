@@ -1,58 +1,68 @@
-"""PyTorch on the NQM (``nqm_lib.torch_nqm``) and the sampling claims of chapter 7.
+"""PyTorch on the NQM (``nqm_lib.torch_nqm``) and the claims of chapter 7, "PyTorch: the training loop".
 
 - ``torch.optim.SGD(momentum=β, dampening=0)`` fed the draws of ``nqm_lib.simulate`` reproduces
   its risk to 1e-12 relative (float64), and a hand-written NumPy heavy ball on draws made
   here from ``numpy.random.default_rng`` reproduces the whole trajectory;
 - ``weight_decay=λ`` is the curvature shift ``h → h + λ`` (draw by draw, and against exact theory);
+- autograd's gradients are the closed forms of linear and logistic regression; ``backward()`` on a
+  mean loss gives the mean of the per-example gradients, accumulates, and ``F.mse_loss`` has no ½;
+- least squares: the training risk is optimistic by about ``σ_ε² d/N`` (the exact expectations);
 - the finite-population variance ``(c/B)(N − B)/(N − 1)`` (exact enumeration and ``randperm``);
 - the fraction of distinct examples per epoch: 1 for ``DataLoader(shuffle=True)``,
-  ``1 − (1 − 1/N)^N`` for ``RandomSampler(replacement=True)``; the default ``shuffle=False``
-  serves the same order every epoch;
-- the practice of chapter 7: a forgotten ``zero_grad()`` is momentum 1 for plain SGD only;
-  ``Adam(weight_decay)`` is L2 in the loss, ``AdamW`` decoupled decay (from θ = 2 with zero
-  loss gradient: ``2(1 − ηλ)`` against about ``2 − η``); ``SequentialLR(LinearLR,
-  CosineAnnealingLR)`` is ``cosine_schedule(warmup=)``, and ``CosineAnnealingLR`` climbs back
-  to ``η_0`` at ``2 T_max``; clipping, parameter groups, ``.grad = None`` skipping the update;
-  a resumed run equals the uninterrupted one bit for bit with all five states (and not with
-  four); seeded workers; the weight-decay exercise (cost per unit ``θ*²`` peaks at ``h = λ``,
-  coordinate 4 pays 56% and 81%).
+  ``1 − (1 − 1/N)^N`` for ``RandomSampler(replacement=True)`` (``1 − (1 − 1/N)^(kN)`` after
+  ``k`` epochs: 5 epochs to see 99% of 1000 examples); the default ``shuffle=False`` serves the
+  same order every epoch;
+- the noise floor of SGD on a training set: with replacement the training set's NQM predicts it,
+  shuffled epochs reach a much lower one at small ``η``;
+- a forgotten ``zero_grad()`` is momentum 1 for plain SGD only; micro-batch accumulation; the
+  ``optim.SGD`` update rule (weight decay leaves ``.grad`` alone);
+- schedulers: the rates of the table, when to call ``scheduler.step()``, ``get_last_lr()``
+  against ``get_lr()``, the exact epoch-by-epoch risk fed to ``ReduceLROnPlateau``, a cosine
+  stepped per iteration; the primed ``AveragedModel`` is the course's EMA.
 
 Monte Carlo comparisons allow 4 standard errors, with enough samples that 4 standard errors
-are below 3% of the compared quantity.
+are below 3% of the compared quantity (or a stated tolerance).
 """
 
-import io
 import itertools
-import multiprocessing
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 from matplotlib.figure import Figure
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LambdaLR,
+    ReduceLROnPlateau,
+    StepLR,
+)
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset, get_worker_info
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from nqm_lib import (
     NQM,
     InstabilityError,
+    risk_curve,
     risk_curve_per_coordinate,
     sample_minibatch_gradients,
     simulate,
     trajectory_risk,
 )
 from nqm_lib.figures_pytorch import minibatch_noise_figure, minibatch_noise_variance
-from nqm_lib.schedules import cosine_schedule
+from nqm_lib.torch_finite_sum import epoch_noise_floor, excess_empirical_risk, least_squares, training_set_nqm
 from nqm_lib.torch_nqm import (
     TorchNQM,
     minibatch_stream,
     torch_sgd_trajectory,
 )
+from nqm_lib.torch_schedulers import EpochwiseSGDRisk, scheduler_learning_rates
 
 plt.switch_backend("Agg")
 torch.set_num_threads(1)
-
 RTOL = 1e-12
 N_SE = 4.0
 
@@ -330,7 +340,7 @@ def test_minibatch_noise_figure_rejects_a_batch_larger_than_the_training_set():
         minibatch_noise_figure(batch_size=65, n_examples=64)
 
 
-# ---------------------------------------------------------------- PyTorch practice (chapter 7)
+# ---------------------------------------------------------------- the training loop
 
 
 def _regression(n=40, d=3, seed=0):
@@ -375,317 +385,6 @@ def test_dataloader_default_serves_the_same_order_every_epoch():
         assert torch.equal(torch.cat([batch for (batch,) in loader]), torch.arange(n))
 
 
-@pytest.mark.parametrize("lam", [0.01, 0.1, 1.0])
-def test_adamw_decays_to_2_1_minus_lr_lambda_while_adam_weight_decay_moves_about_lr_from_2(lam):
-    lr = 0.01
-    moved = {}
-    for optimizer_class in (torch.optim.Adam, torch.optim.AdamW):
-        theta = torch.nn.Parameter(torch.tensor([2.0], dtype=torch.float64))
-        optimizer = optimizer_class([theta], lr=lr, weight_decay=lam)
-        theta.grad = torch.zeros(1, dtype=torch.float64)  # zero loss gradient
-        optimizer.step()
-        moved[optimizer_class] = theta.item()
-    assert moved[torch.optim.AdamW] == pytest.approx(2 * (1 - lr * lam), rel=1e-14)
-    # Adam's step on the penalty gradient 2λ is lr · 2λ/(2λ + ε) ≈ lr, whatever λ is
-    assert moved[torch.optim.Adam] == pytest.approx(2 - lr * 2 * lam / (2 * lam + 1e-8), rel=1e-12)
-    assert abs(moved[torch.optim.Adam] - (2 - lr)) < 1e-8
-
-
-def test_adam_weight_decay_is_l2_in_the_loss_and_adamw_is_decoupled_decay():
-    x, y = _regression()
-    lam, lr = 0.3, 0.05
-
-    def run(kind):
-        w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
-        optimizer_class = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
-        optimizer = optimizer_class([w], lr=lr, weight_decay=lam if kind in ("adam", "adamw") else 0.0)
-        for xb, yb in zip(x.split(5), y.split(5), strict=True):
-            optimizer.zero_grad()
-            loss = 0.5 * ((xb @ w - yb) ** 2).mean()
-            if kind == "l2":
-                loss = loss + 0.5 * lam * (w**2).sum()
-            loss.backward()
-            if kind == "decoupled by hand":
-                with torch.no_grad():
-                    w.mul_(1 - lr * lam)
-            optimizer.step()
-        return w.detach()
-
-    torch.testing.assert_close(run("adam"), run("l2"), rtol=1e-12, atol=1e-14)
-    torch.testing.assert_close(run("adamw"), run("decoupled by hand"), rtol=1e-12, atol=1e-14)
-    assert (run("adamw") - run("adam")).abs().max() > 1e-3
-
-
-def _rates(make_scheduler, steps, lr=0.1):
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
-    scheduler = make_scheduler(optimizer)
-    rates = []
-    for _ in range(steps):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return np.array(rates)
-
-
-@pytest.mark.parametrize(("steps", "warmup", "final_lr"), [(100, 10, 1e-3), (37, 1, 0.0), (50, 2, 0.01)])
-def test_sequential_lr_linear_warmup_then_cosine_equals_cosine_schedule_with_warmup(steps, warmup, final_lr):
-    lr = 0.1
-    rates = _rates(
-        lambda o: SequentialLR(
-            o,
-            [
-                LinearLR(o, start_factor=1 / warmup, total_iters=max(warmup - 1, 1)),
-                CosineAnnealingLR(o, T_max=steps - warmup, eta_min=final_lr),
-            ],
-            milestones=[warmup],
-        ),
-        steps,
-        lr,
-    )
-    # the formula written out independently: η0 (t + 1)/W, then the cosine over the rest
-    t = np.arange(steps)
-    expected = np.where(
-        t < warmup,
-        lr * (t + 1) / warmup,
-        final_lr + 0.5 * (lr - final_lr) * (1 + np.cos(np.pi * (t - warmup) / (steps - warmup))),
-    )
-    np.testing.assert_allclose(rates, expected, rtol=1e-12, atol=1e-15)
-    library = cosine_schedule(steps, lr, warmup=warmup, final_lr=final_lr)
-    np.testing.assert_allclose(library, expected, rtol=1e-12)
-
-
-def test_cosine_annealing_lr_rises_again_past_t_max_back_to_lr_at_twice_t_max():
-    t_max, lr, eta_min = 40, 0.1, 1e-3
-    rates = _rates(lambda o: CosineAnnealingLR(o, T_max=t_max, eta_min=eta_min), 3 * t_max + 1, lr)
-    t = np.arange(rates.size)
-    np.testing.assert_allclose(
-        rates, eta_min + 0.5 * (lr - eta_min) * (1 + np.cos(np.pi * t / t_max)), rtol=1e-10, atol=1e-15
-    )
-    assert rates[t_max] == pytest.approx(eta_min, rel=1e-10)
-    assert np.all(np.diff(rates[t_max : 2 * t_max + 1]) > 0)  # climbing after T_max
-    assert rates[2 * t_max] == pytest.approx(lr, rel=1e-10)
-
-
-def test_clip_grad_norm_between_backward_and_step_scales_the_step_to_max_norm():
-    x, y = _regression()
-    w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
-    b = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
-    optimizer = torch.optim.SGD([w, b], lr=0.05)
-    (0.5 * ((x @ w + b - y) ** 2).mean()).backward()
-    gradient = torch.cat([w.grad, b.grad])
-    norm = torch.nn.utils.clip_grad_norm_([w, b], max_norm=1.0)
-    assert norm.item() == pytest.approx(gradient.norm().item(), rel=1e-12) and norm.item() > 1
-    clipped = torch.cat([w.grad, b.grad])
-    assert clipped.norm().item() == pytest.approx(1.0, rel=1e-6)  # jointly, over all parameters
-    torch.testing.assert_close(clipped, gradient / gradient.norm(), rtol=1e-6, atol=0)
-    optimizer.step()
-    torch.testing.assert_close(torch.cat([w, b]).detach(), -0.05 * clipped, rtol=1e-12, atol=0)
-    # a gradient below max_norm is left alone
-    w.grad = torch.full((3,), 0.1, dtype=torch.float64)
-    b.grad = torch.zeros(1, dtype=torch.float64)
-    torch.nn.utils.clip_grad_norm_([w, b], max_norm=1.0)
-    assert torch.equal(w.grad, torch.full((3,), 0.1, dtype=torch.float64))
-
-
-def test_parameter_groups_decay_the_weights_but_not_the_biases():
-    torch.manual_seed(0)
-    net = torch.nn.Linear(3, 2).double()
-    lr, lam = 0.5, 0.1
-    optimizer = torch.optim.SGD(
-        [
-            {"params": [p for p in net.parameters() if p.ndim > 1], "weight_decay": lam},
-            {"params": [p for p in net.parameters() if p.ndim <= 1], "weight_decay": 0.0},
-        ],
-        lr=lr,
-    )
-    weight, bias = net.weight.detach().clone(), net.bias.detach().clone()
-    for p in net.parameters():
-        p.grad = torch.zeros_like(p)
-    optimizer.step()
-    torch.testing.assert_close(net.weight.detach(), (1 - lr * lam) * weight, rtol=1e-14, atol=0)
-    assert torch.equal(net.bias.detach(), bias)
-
-
-@pytest.mark.parametrize("optimizer_class", [torch.optim.SGD, torch.optim.AdamW])
-def test_a_parameter_whose_grad_is_none_skips_momentum_and_weight_decay(optimizer_class):
-    kwargs = {"lr": 0.1, "weight_decay": 0.1}
-    if optimizer_class is torch.optim.SGD:
-        kwargs["momentum"] = 0.9
-    moved = {}
-    for set_to_none in (True, False):
-        used = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
-        unused = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
-        optimizer = optimizer_class([used, unused], **kwargs)
-        (used**2 + unused**2).sum().backward()
-        optimizer.step()
-        after_first = unused.item()
-        for _ in range(5):
-            optimizer.zero_grad(set_to_none=set_to_none)
-            (used**2).sum().backward()
-            optimizer.step()
-        assert (unused.grad is None) == set_to_none
-        moved[set_to_none] = abs(unused.item() - after_first)
-    assert moved[True] == 0.0  # skipped: no momentum, no weight decay
-    assert moved[False] > 0.01  # zeros are a gradient: momentum and decay still act
-
-
-# ---------------------------------------------------------------- checkpoints and workers
-
-
-def _build_run(train_set, seed, epochs):
-    torch.manual_seed(seed)
-    model = torch.nn.Linear(train_set.tensors[0].shape[1], 1).double()
-    optimizer = torch.optim.SGD(
-        [{"params": [model.weight], "weight_decay": 1e-3}, {"params": [model.bias], "weight_decay": 0.0}],
-        lr=0.05,
-        momentum=0.9,
-    )
-    scheduler = CosineAnnealingLR(optimizer, T_max=epochs, eta_min=1e-3)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9))
-    ema.update_parameters(model)
-    loader = DataLoader(train_set, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(seed))
-    return model, optimizer, scheduler, ema, loader
-
-
-def _train(run, epochs):
-    model, optimizer, scheduler, ema, loader = run
-    for _ in range(epochs):
-        for xb, yb in loader:
-            optimizer.zero_grad()
-            torch.nn.functional.mse_loss(model(xb), yb).backward()
-            optimizer.step()
-            ema.update_parameters(model)
-        scheduler.step()
-
-
-STATES = ("model", "optimizer", "scheduler", "ema", "data order")
-
-
-def _checkpoint(run):
-    model, optimizer, scheduler, ema, loader = run
-    return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "ema": ema.state_dict(),
-        "data order": loader.generator.get_state(),
-    }
-
-
-def _restore(state, run, skip=None):
-    model, optimizer, scheduler, ema, loader = run
-    loaders = {
-        "model": model.load_state_dict,
-        "optimizer": optimizer.load_state_dict,
-        "scheduler": scheduler.load_state_dict,
-        "ema": ema.load_state_dict,
-        "data order": loader.generator.set_state,
-    }
-    for name, load in loaders.items():
-        if name != skip:
-            load(state[name])
-
-
-@pytest.fixture(scope="module")
-def uninterrupted_run():
-    x, y = _regression(n=40)
-    train_set = TensorDataset(x, y.unsqueeze(-1))
-    run = _build_run(train_set, seed=3, epochs=6)
-    _train(run, 6)
-    return train_set, run
-
-
-@pytest.mark.parametrize("skip", [None, *STATES])
-def test_resumed_run_from_state_dicts_equals_the_uninterrupted_one_exactly_and_needs_all_five(
-    uninterrupted_run, skip
-):
-    train_set, (model, _, _, ema, _) = uninterrupted_run
-    first = _build_run(train_set, seed=3, epochs=6)
-    _train(first, 3)
-    file = io.BytesIO()
-    torch.save(_checkpoint(first), file)
-    file.seek(0)
-    resumed = _build_run(train_set, seed=7, epochs=6)  # other weights, other data order
-    _restore(torch.load(file), resumed, skip=skip)
-    _train(resumed, 3)
-    same = all(map(torch.equal, model.parameters(), resumed[0].parameters())) and all(
-        map(torch.equal, ema.parameters(), resumed[3].parameters())
-    )
-    assert same == (skip is None)
-
-
-class _NoisyIndices(Dataset):
-    """Each read returns noise from a generator object the dataset holds (an augmentation)."""
-
-    def __init__(self, n):
-        self.n, self.rng = n, np.random.default_rng(0)
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, index):
-        return torch.from_numpy(self.rng.normal(size=2))
-
-
-def _reseed(worker_id):
-    info = get_worker_info()
-    info.dataset.rng = np.random.default_rng(info.seed)
-
-
-def _noise(worker_init_fn, epochs, seed=0):
-    loader = DataLoader(
-        _NoisyIndices(8),
-        batch_size=2,
-        shuffle=True,
-        num_workers=2,
-        multiprocessing_context="fork",
-        worker_init_fn=worker_init_fn,
-        generator=torch.Generator().manual_seed(seed),
-    )
-    return [list(loader) for _ in range(epochs)]
-
-
-@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
-def test_dataloader_workers_duplicate_a_dataset_generator_unless_worker_init_fn_reseeds_it():
-    (first, second), (again,) = _noise(None, 2), _noise(None, 1)
-    assert torch.equal(first[0], first[1])  # workers 0 and 1 start from the same copy
-    assert torch.equal(first[0], second[0])  # and again in every epoch
-    (first, second), (again,) = _noise(_reseed, 2), _noise(_reseed, 1)
-    assert not torch.equal(first[0], first[1])
-    assert not torch.equal(first[0], second[0])
-    assert all(map(torch.equal, first, again))  # reproducible from the loader's generator
-    (other,) = _noise(_reseed, 1, seed=1)
-    assert not torch.equal(first[0], other[0])
-
-
-# ---------------------------------------------------------------- the weight-decay exercise
-
-
-def test_weight_decay_bias_cost_per_unit_theta_star_squared_peaks_at_h_equal_lambda():
-    for lam in (0.01, 0.1, 1.0, 10.0):
-        h = lam * np.geomspace(1e-3, 1e3, 6001)  # h = λ is the middle point
-        cost = 0.5 * h * lam**2 / (h + lam) ** 2
-        assert h[np.argmax(cost)] == pytest.approx(lam, rel=1e-12)
-        assert cost.max() == pytest.approx(lam / 8, rel=1e-12)
-
-
-@pytest.mark.parametrize(("lam", "share"), [(1.0, 0.56), (0.1, 0.81)])
-def test_weight_decay_bias_coordinate_4_with_h_near_lambda_pays_56_and_81_percent(lam, share):
-    # the chapter's regression: h = σ², θ* = (1, −2, 0.5, 3, −1); noise-free GD with weight decay
-    h = torch.tensor([4.0, 2.25, 1.0, 0.25, 0.0625], dtype=torch.float64)
-    theta_star = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0], dtype=torch.float64)
-    theta = torch.nn.Parameter(torch.zeros(5, dtype=torch.float64))
-    optimizer = torch.optim.SGD([theta], lr=0.35, weight_decay=lam)
-    for _ in range(800):  # (1 − η(h_5 + λ))^800 < 1e-20
-        optimizer.zero_grad()
-        (0.5 * (h * (theta - theta_star) ** 2).sum()).backward()
-        optimizer.step()
-    excess = (0.5 * h * (theta.detach() - theta_star) ** 2).numpy()
-    shares = excess / excess.sum()
-    assert np.argmax(shares) == 3  # coordinate 4
-    assert shares[3] == pytest.approx(share, abs=0.005)
-
-
 def test_regression_gradient_covariance_away_from_the_optimum_grows_with_the_excess_loss():
     # Cov[∇ℓ(θ)] = (σ_ε² + 2(L(θ) − L(θ*))) H + ∇L ∇Lᵀ for x ~ N(0, H), y = θ*ᵀx + ε
     rng = np.random.default_rng(5)
@@ -705,3 +404,367 @@ def test_regression_gradient_covariance_away_from_the_optimum_grows_with_the_exc
     assert np.all(np.abs(measured - expected) <= N_SE * stderr)
     # the NQM's covariance, σ_ε² H, is far off here
     assert np.all(np.abs(np.diag(measured) - noise_std**2 * h) > 10 * np.diag(stderr))
+
+
+# ---------------------------------------------------------------- autograd and the loss
+
+
+def test_autograd_gradients_are_the_closed_forms_of_linear_and_logistic_regression():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, generator=generator, dtype=torch.float64)
+    y_real = torch.randn(8, generator=generator, dtype=torch.float64)
+    y_class = (torch.rand(8, generator=generator) < 0.5).double()
+    theta = torch.randn(3, generator=generator, dtype=torch.float64, requires_grad=True)
+    (0.5 * (x @ theta - y_real) ** 2).mean().backward()
+    residual = (x @ theta - y_real).detach().numpy()
+    np.testing.assert_allclose(theta.grad.numpy(), (residual[:, None] * x.numpy()).mean(axis=0), rtol=1e-12)
+    theta.grad = None
+    F.binary_cross_entropy_with_logits(x @ theta, y_class).backward()
+    p = 1 / (1 + np.exp(-(x @ theta).detach().numpy()))  # written out in NumPy
+    expected = ((p - y_class.numpy())[:, None] * x.numpy()).mean(axis=0)
+    np.testing.assert_allclose(theta.grad.numpy(), expected, rtol=1e-12)
+
+
+def test_backward_on_a_mean_loss_gives_the_mean_of_per_example_gradients_accumulates_and_mse_has_no_half():
+    x, y = _regression(n=12)
+    theta = torch.nn.Parameter(torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64))
+    per_example = ((x @ theta - y)[:, None] * x).detach()  # ∇ of ½(θᵀx − y)², one row per example
+    (0.5 * (x[:7] @ theta - y[:7]) ** 2).mean().backward()
+    torch.testing.assert_close(theta.grad, per_example[:7].mean(dim=0), rtol=1e-12, atol=0)
+    theta.grad = None
+    F.mse_loss(x @ theta, y).backward()  # mean of (ŷ − y)², no ½: twice the course's gradient
+    torch.testing.assert_close(theta.grad, 2 * per_example.mean(dim=0), rtol=1e-12, atol=0)
+    F.mse_loss(x @ theta, y).backward()  # a second backward() adds
+    torch.testing.assert_close(theta.grad, 4 * per_example.mean(dim=0), rtol=1e-12, atol=0)
+
+
+def test_micro_batch_accumulation_with_the_loss_divided_by_k_equals_one_large_batch():
+    x, y = _regression(n=40)
+    theta = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    for xb, yb in zip(x.split(10), y.split(10), strict=True):
+        (0.5 * F.mse_loss(xb @ theta, yb) / 4).backward()
+    accumulated = theta.grad.clone()
+    theta.grad = None
+    (0.5 * F.mse_loss(x @ theta, y)).backward()
+    torch.testing.assert_close(accumulated, theta.grad, rtol=1e-12, atol=1e-15)
+
+
+def test_optim_sgd_is_the_heavy_ball_on_the_decayed_gradient_and_leaves_grad_unchanged():
+    x, y = _regression(n=40)
+    lr, beta, lam = 0.05, 0.9, 0.1
+    w = torch.nn.Parameter(torch.full((3,), 0.5, dtype=torch.float64))
+    optimizer = torch.optim.SGD([w], lr=lr, momentum=beta, weight_decay=lam)
+    theta, velocity = w.detach().numpy().copy(), np.zeros(3)
+    xs, ys = x.numpy(), y.numpy()
+    for index in np.arange(40).reshape(4, 10):
+        optimizer.zero_grad()
+        (0.5 * ((x[index] @ w - y[index]) ** 2).mean()).backward()
+        before = w.grad.clone()
+        optimizer.step()
+        assert torch.equal(before, w.grad)  # the decay is added inside step(), not to .grad
+        g = ((xs[index] @ theta - ys[index])[:, None] * xs[index]).mean(axis=0) + lam * theta
+        velocity = beta * velocity + g
+        theta = theta - lr * velocity
+    np.testing.assert_allclose(w.detach().numpy(), theta, rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------- least squares and the finite sum
+
+
+def test_least_squares_solves_the_normal_equations_batched_like_lstsq():
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(4, 30, 5, generator=generator, dtype=torch.float64)
+    y = torch.randn(4, 30, generator=generator, dtype=torch.float64)
+    expected = torch.linalg.lstsq(x, y.unsqueeze(-1)).solution.squeeze(-1)
+    torch.testing.assert_close(least_squares(x, y), expected, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="shape"):
+        least_squares(x, y[..., :-1])
+
+
+def test_excess_empirical_risk_is_the_difference_of_the_training_losses():
+    x, y = _regression(n=50)
+    theta_hat = least_squares(x, y)
+    theta = theta_hat + torch.tensor([[0.5, -0.2, 0.1], [1.0, 0.0, -1.0]], dtype=torch.float64)
+    loss = 0.5 * ((theta @ x.T - y) ** 2).mean(dim=-1)
+    loss_hat = 0.5 * ((x @ theta_hat - y) ** 2).mean()
+    torch.testing.assert_close(
+        excess_empirical_risk(theta, x, theta_hat), loss - loss_hat, rtol=1e-10, atol=0
+    )
+
+
+def test_least_squares_training_risk_is_optimistic_and_population_risk_pessimistic_as_the_proposition_says():
+    # E L̂(θ̂) = (σ²/2)(N − d)/N and E L(θ̂) = (σ²/2)(1 + d/(N − d − 1)) for x ~ N(0, diag(σ_x²))
+    n_sets, n, d, noise_std = 4000, 20, 5, 0.5
+    sigma_x = torch.tensor([2.0, 1.5, 1.0, 0.5, 0.25], dtype=torch.float64)
+    theta_star = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(21)
+    x = torch.randn(n_sets, n, d, generator=generator, dtype=torch.float64) * sigma_x
+    y = x @ theta_star + noise_std * torch.randn(n_sets, n, generator=generator, dtype=torch.float64)
+    theta_hat = least_squares(x, y)
+    train = (0.5 * ((x @ theta_hat.unsqueeze(-1)).squeeze(-1) - y).pow(2).mean(dim=1)).numpy()
+    test = (0.5 * (sigma_x**2 * (theta_hat - theta_star) ** 2).sum(dim=1) + 0.5 * noise_std**2).numpy()
+    for values, expected in [
+        (train, noise_std**2 / 2 * (n - d) / n),
+        (test, noise_std**2 / 2 * (1 + d / (n - d - 1))),
+    ]:
+        stderr = values.std(ddof=1) / np.sqrt(n_sets)
+        assert N_SE * stderr < 0.03 * expected
+        assert abs(values.mean() - expected) <= N_SE * stderr
+    assert train.mean() < noise_std**2 / 2 < test.mean()  # below even the risk of θ*
+
+
+def _chapter_training_set(n=100, seed=3):
+    sigma_x = torch.tensor([2.0, 1.5, 1.0, 0.5, 0.25], dtype=torch.float64)
+    theta_star = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 5, generator=generator, dtype=torch.float64) * sigma_x
+    y = x @ theta_star + 0.5 * torch.randn(n, generator=generator, dtype=torch.float64)
+    return x, y
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+def test_epoch_noise_floor_takes_plain_sgd_steps_on_the_minibatch_mean_loss(replacement):
+    # the same index sets through torch.optim.SGD and autograd, for one run and two rates
+    x, y = _chapter_training_set(n=30)
+    lrs, batch_size, epochs = [0.02, 0.1], 5, 3
+    floor = epoch_noise_floor(
+        x, y, lrs, replacement=replacement, batch_size=batch_size, epochs=epochs, runs=1, seed=4
+    )
+    theta_hat = least_squares(x, y)
+    generator = torch.Generator().manual_seed(4)
+    orders = [
+        torch.randint(30, (1, 30), generator=generator)
+        if replacement
+        else torch.rand(1, 30, generator=generator).argsort(dim=1)
+        for _ in range(epochs)
+    ]
+    for column, lr in enumerate(lrs):
+        theta = torch.nn.Parameter(theta_hat.clone())
+        optimizer = torch.optim.SGD([theta], lr=lr)
+        for epoch, order in enumerate(orders):
+            for index in order[0].split(batch_size):
+                optimizer.zero_grad()
+                (0.5 * ((x[index] @ theta - y[index]) ** 2).mean()).backward()
+                optimizer.step()
+            expected = excess_empirical_risk(theta.detach(), x, theta_hat).item()
+            assert floor[epoch, column] == pytest.approx(expected, rel=1e-10)
+
+
+def test_training_set_nqm_has_the_hessian_eigenvalues_and_the_gradient_noise_at_the_fit():
+    x, y = _chapter_training_set()
+    nqm = training_set_nqm(x, y)
+    hessian = (x.T @ x / len(x)).numpy()
+    np.testing.assert_allclose(nqm.h, np.sort(np.linalg.eigvalsh(hessian))[::-1], rtol=1e-10)
+    theta_hat = np.linalg.lstsq(x.numpy(), y.numpy(), rcond=None)[0]
+    gradients = (x.numpy() @ theta_hat - y.numpy())[:, None] * x.numpy()
+    np.testing.assert_allclose(gradients.mean(axis=0), 0.0, atol=1e-12)  # ∇L̂(θ̂) = 0
+    assert nqm.c.sum() == pytest.approx(np.trace(np.cov(gradients.T, bias=True)), rel=1e-10)  # basis-free
+    np.testing.assert_array_equal(nqm.theta0, 0.0)
+
+
+def test_sampling_with_replacement_floor_is_the_training_set_nqm_and_shuffled_epochs_reach_a_lower_one():
+    # the chapter's training set and rates; 400 runs, epochs 11-30, to beat the Monte Carlo noise
+    x, y = _chapter_training_set()
+    lrs = np.array([0.0125, 0.025, 0.05, 0.1, 0.2])
+    nqm = training_set_nqm(x, y)
+    ends = np.arange(110, 301, 10)
+    predicted = np.array([risk_curve(nqm, 300, lr=lr, batch_size=10)[ends].mean() for lr in lrs])
+    floor = {
+        r: epoch_noise_floor(x, y, lrs, replacement=r, batch_size=10, epochs=30, runs=400, seed=16)[10:].mean(
+            axis=0
+        )
+        for r in (True, False)
+    }
+    # the NQM keeps only the noise at θ̂: it predicts the floor at small η (stated tolerance 10%)
+    np.testing.assert_allclose(floor[True][:3], predicted[:3], rtol=0.10)
+    assert np.polyfit(np.log(lrs), np.log(floor[True]), 1)[0] == pytest.approx(1.2, abs=0.15)  # about linear
+    # shuffled epochs cancel the noise within each epoch: far lower at small η, about equal at large η
+    assert floor[True][0] / floor[False][0] > 20
+    assert floor[True][-1] / floor[False][-1] < 2
+
+
+def test_epoch_noise_floor_and_least_squares_reject_invalid_settings():
+    x, y = _chapter_training_set(n=20)
+    with pytest.raises(ValueError, match="lrs"):
+        epoch_noise_floor(x, y, [0.1, -0.1], replacement=True)
+    with pytest.raises(ValueError, match="batch_size"):
+        epoch_noise_floor(x, y, [0.1], replacement=True, batch_size=21)
+    with pytest.raises(ValueError, match="epochs"):
+        epoch_noise_floor(x, y, [0.1], replacement=True, epochs=0)
+    with pytest.raises(ValueError, match="one training set"):
+        epoch_noise_floor(x.expand(2, 20, 5), y.expand(2, 20), [0.1], replacement=True)
+
+
+def test_random_sampler_with_replacement_has_seen_1_minus_1_minus_1_over_n_to_the_kn_after_k_epochs():
+    n, repeats, epochs = 1000, 50, 7
+    fractions = np.empty((repeats, epochs))
+    for r in range(repeats):
+        sampler = RandomSampler(
+            range(n), replacement=True, num_samples=n, generator=torch.Generator().manual_seed(100 + r)
+        )
+        seen = torch.zeros(n, dtype=torch.bool)
+        for k in range(epochs):
+            seen[list(sampler)] = True
+            fractions[r, k] = seen.double().mean().item()
+    expected = 1 - (1 - 1 / n) ** (n * np.arange(1, epochs + 1))
+    stderr = fractions.std(axis=0, ddof=1) / np.sqrt(repeats)
+    assert np.all(N_SE * stderr < 0.03 * expected)
+    assert np.all(np.abs(fractions.mean(axis=0) - expected) <= N_SE * stderr + 1e-12)
+    # 99% after 5 epochs, not after 4 (the exercise); shuffle=True needs one
+    assert expected[3] < 0.99 <= expected[4]
+    assert int(np.ceil(np.log(0.01) / (n * np.log1p(-1 / n)))) == 5
+
+
+# ---------------------------------------------------------------- schedulers and the EMA
+
+
+def test_scheduler_learning_rates_follow_the_formulas_of_the_table():
+    e, lr = np.arange(100), 0.1
+    cases = [
+        (lambda o: StepLR(o, step_size=30, gamma=0.1), lr * 0.1 ** (e // 30)),
+        (lambda o: ExponentialLR(o, gamma=0.95), lr * 0.95**e),
+        (lambda o: LambdaLR(o, lambda k: 1 / (1 + k / 10)), lr / (1 + e / 10)),
+        (
+            lambda o: CosineAnnealingLR(o, T_max=100, eta_min=1e-3),
+            1e-3 + 0.5 * (lr - 1e-3) * (1 + np.cos(np.pi * e / 100)),
+        ),
+    ]
+    for make, expected in cases:
+        rates, metrics = scheduler_learning_rates(make, 100, lr=lr)
+        np.testing.assert_allclose(rates, expected, rtol=1e-10, atol=1e-15)
+        assert metrics.size == 0
+
+
+def test_scheduler_learning_rates_rejects_invalid_settings():
+    with pytest.raises(ValueError, match="steps"):
+        scheduler_learning_rates(lambda o: StepLR(o, 1), -1)
+    with pytest.raises(ValueError, match="lr"):
+        scheduler_learning_rates(lambda o: StepLR(o, 1), 5, lr=0.0)
+
+
+def test_epochwise_sgd_risk_equals_the_exact_risk_curve_of_the_whole_schedule():
+    from nqm_lib.schedules import schedule_risk_curve
+
+    problem = NQM([4.0, 2.25, 1.0, 0.25], [1.0, 0.5625, 0.25, 0.0625], theta0=[-1.0, 2.0, -0.5, -3.0])
+    metric = EpochwiseSGDRisk(problem, steps_per_epoch=10)
+    rates = [0.1, 0.1, 0.05, 0.05, 0.2, 0.025]
+    values = [metric(lr) for lr in rates]
+    exact = schedule_risk_curve(problem, np.repeat(rates, 10))  # independent: per-step recursion
+    np.testing.assert_allclose(values, exact[10::10], rtol=1e-10)
+    constant = EpochwiseSGDRisk(problem, steps_per_epoch=7)
+    np.testing.assert_allclose(
+        [constant(0.1) for _ in range(3)], risk_curve(problem, 21, lr=0.1)[7::7], rtol=1e-10
+    )
+
+
+def test_epochwise_sgd_risk_rejects_unstable_rates_and_bad_arguments():
+    problem = NQM([4.0, 1.0], [1.0, 1.0])
+    with pytest.raises(InstabilityError, match="lr"):
+        EpochwiseSGDRisk(problem, 10)(0.5)
+    with pytest.raises(TypeError, match="NQM"):
+        EpochwiseSGDRisk({"h": [1.0]}, 10)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        EpochwiseSGDRisk(problem, 0)
+
+
+def test_reduce_lr_on_plateau_on_the_exact_risk_halves_the_rate_and_each_drop_lowers_the_risk():
+    h = np.array([4.0, 2.25, 1.0, 0.25, 0.0625])
+    problem = NQM(h, 0.25 * h, theta0=[-1.0, 2.0, -0.5, -3.0, 1.0])
+    rates, metric = scheduler_learning_rates(
+        lambda o: ReduceLROnPlateau(o, factor=0.5, patience=2, threshold=0.02),
+        100,
+        lr=0.1,
+        metric=EpochwiseSGDRisk(problem, 10),
+    )
+    drops = np.flatnonzero(np.diff(rates) < 0) + 1
+    assert len(drops) >= 3
+    np.testing.assert_allclose(rates[drops] / rates[drops - 1], 0.5)
+    assert rates[-1] == pytest.approx(0.1 * 0.5 ** len(drops))
+    # the floor is proportional to η: after the drops the risk is far below the floor of η = 0.1
+    floor = (0.1 * problem.c / (2 * (2 - 0.1 * h))).sum()
+    assert metric[-1] < floor / 4
+    # the first drop comes after three epochs (more than patience = 2) without a 2% improvement
+    first = drops[0]  # rates[first] is set by the metric of epoch first − 1
+    best = metric[: first - 3].min()
+    assert np.all(metric[first - 3 : first] >= 0.98 * best)
+
+
+def test_step_lr_stepped_per_iteration_decays_once_per_iteration():
+    for per_iteration, expected in [
+        (False, [0.1, 0.1, 0.1, 0.01, 0.01]),
+        (True, [0.1, 1e-4, 1e-7, 1e-11, 1e-14]),
+    ]:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = StepLR(optimizer, step_size=3, gamma=0.1)
+        starts = []
+        for _ in range(5):
+            starts.append(optimizer.param_groups[0]["lr"])
+            for _ in range(10):
+                optimizer.step()
+                if per_iteration:
+                    scheduler.step()
+            if not per_iteration:
+                scheduler.step()
+        np.testing.assert_allclose(starts, expected, rtol=1e-9)
+
+
+def test_stepping_the_scheduler_before_the_optimizer_warns_and_skips_the_first_rate():
+    for scheduler_first in (False, True):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = ExponentialLR(optimizer, gamma=0.5)
+        used = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                if scheduler_first:
+                    scheduler.step()
+                used.append(optimizer.param_groups[0]["lr"])
+                optimizer.step()
+                if not scheduler_first:
+                    scheduler.step()
+        assert used == pytest.approx([0.05, 0.025, 0.0125] if scheduler_first else [0.1, 0.05, 0.025])
+        assert any("before `optimizer.step()`" in str(w.message) for w in caught) == scheduler_first
+
+
+def test_get_last_lr_is_the_rate_in_use_per_group_and_get_lr_applies_the_rule_again_with_a_warning():
+    weight, bias = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([{"params": [weight]}, {"params": [bias], "lr": 0.01}], lr=0.1)
+    scheduler = ExponentialLR(optimizer, gamma=0.5)
+    assert scheduler.get_last_lr() == pytest.approx([0.1, 0.01])
+    for k in range(1, 4):
+        optimizer.step()
+        scheduler.step()
+        assert scheduler.get_last_lr() == [g["lr"] for g in optimizer.param_groups]
+        assert scheduler.get_last_lr() == pytest.approx([0.1 * 0.5**k, 0.01 * 0.5**k])
+    with pytest.warns(UserWarning, match="get_last_lr"):
+        assert scheduler.get_lr() == pytest.approx([0.1 * 0.5**4, 0.01 * 0.5**4])
+
+
+def test_cosine_stepped_per_iteration_has_the_per_epoch_rate_at_every_epoch_start_and_ends_at_eta_min():
+    per_epoch = len(DataLoader(range(800), batch_size=32))
+    assert per_epoch == 25
+    fine, _ = scheduler_learning_rates(
+        lambda o: CosineAnnealingLR(o, T_max=25 * 20, eta_min=1e-3), 25 * 20, lr=0.05
+    )
+    coarse, _ = scheduler_learning_rates(lambda o: CosineAnnealingLR(o, T_max=20, eta_min=1e-3), 20, lr=0.05)
+    np.testing.assert_allclose(fine[::25], coarse, rtol=1e-9)
+    assert fine[-1] == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_primed_averaged_model_is_the_course_ema_and_an_unprimed_one_is_not():
+    x, y = _regression(n=40)
+    model = torch.nn.Linear(3, 1, bias=False).double()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    primed = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+    primed.update_parameters(model)
+    unprimed = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+    by_hand = model.weight.detach().clone()
+    for xb, yb in zip(x.split(4), y.split(4), strict=True):
+        optimizer.zero_grad()
+        (0.5 * F.mse_loss(model(xb).squeeze(-1), yb)).backward()
+        optimizer.step()
+        primed.update_parameters(model)
+        unprimed.update_parameters(model)
+        by_hand = 0.9 * by_hand + 0.1 * model.weight.detach()
+    torch.testing.assert_close(primed.module.weight, by_hand, rtol=1e-12, atol=0)
+    assert (unprimed.module.weight - by_hand).abs().max() > 1e-3
