@@ -24,6 +24,7 @@ from .plotting import (
     mark_path_exit,
     new_figure,
     plot_risk_by_coordinate,
+    write_divergence,
 )
 from .problem import NQM
 from .simulation import sample_minibatch_gradients, sample_path, simulate
@@ -174,28 +175,33 @@ def path_figure(
         runs.append(("momentum", f"momentum β = {momentum:.3g}, B = {batch_size}", path, momentum))
 
     fig, (ax,) = new_figure(height=3.9)
+    ax.set_xlim(left, right)
+    ax.set_ylim(-half_height, half_height)
     grid2, grid1 = np.meshgrid(np.linspace(left, right, 81), np.linspace(-half_height, half_height, 61))
     loss = 0.5 * (problem.h[0] * grid1**2 + problem.h[1] * grid2**2)
     initial = float(problem.loss(problem.theta0))
     ax.contour(grid2, grid1, loss, levels=initial * 0.4 ** np.arange(9)[::-1], colors="0.75", linewidths=0.8)
-    for (_, label, path, _), color in zip(runs, PATH_COLORS, strict=False):
-        ax.plot(path[:, 1], path[:, 0], ".-", color=color, ms=4, lw=1, alpha=0.85, label=label)
+    # a diverging path is drawn until it leaves the view, with an arrow there; one text for all
+    # of them (momentum's condition implies SGD's)
+    diverging = [
+        np.any(diverging_coordinates(problem, Hyperparams(lr, batch_size, beta))) for *_, beta in runs
+    ]
+    names = ", ".join(name for (name, *_), flag in zip(runs, diverging, strict=True) if flag)
+    text = ""
+    if names:
+        beta = max(beta for (*_, beta), flag in zip(runs, diverging, strict=True) if flag)
+        condition = instability_condition(problem, Hyperparams(lr, batch_size, beta))
+        text = f"{names} diverge{'s' if sum(diverging) == 1 else ''}: {condition}"
+    for (_, label, path, _), color, flag in zip(runs, PATH_COLORS, diverging, strict=False):
+        shown = len(path)
+        if flag:
+            shown = mark_path_exit(ax, path[:, 1], path[:, 0], text, color=color)
+            text = text if shown == len(path) else ""  # written at the first exit
+        ax.plot(path[:shown, 1], path[:shown, 0], ".-", color=color, ms=4, lw=1, alpha=0.85, label=label)
+    if text:  # diverging too slowly to leave the view within the steps drawn
+        write_divergence(ax, text)
     ax.plot(problem.theta0[1], problem.theta0[0], "o", color="black", ms=7, mfc="white", label="start θ(0)")
     ax.plot(0.0, 0.0, "*", color="black", ms=11, label="optimum θ* = 0")
-    ax.set_xlim(left, right)
-    ax.set_ylim(-half_height, half_height)
-    # one label for the paths that leave the view diverging (momentum's condition implies SGD's)
-    diverging = [
-        (name, path, beta, color)
-        for (name, _, path, beta), color in zip(runs, PATH_COLORS, strict=False)
-        if np.any(diverging_coordinates(problem, Hyperparams(lr, batch_size, beta)))
-    ]
-    if diverging:
-        names = ", ".join(name for name, *_ in diverging)
-        condition = instability_condition(problem, Hyperparams(lr, batch_size, diverging[-1][2]))
-        text = f"{names} diverge{'s' if len(diverging) == 1 else ''}: {condition}"
-        for index, (_, path, _, color) in enumerate(diverging):
-            mark_path_exit(ax, path[:, 1], path[:, 0], text if index == 0 else "", color=color)
     ax.set_xlabel(f"θ₂ (flat coordinate, h₂ = {problem.h[1]:g})")
     ax.set_ylabel(f"θ₁ (stiff coordinate, h₁ = {problem.h[0]:g})")
     ax.set_title(f"{steps} steps at η = {lr:.3g} over the contours of L (grey)")

@@ -34,7 +34,14 @@ from .adaptive import (
     run_optimizer,
     small_regression,
 )
-from .plotting import CEILING_FACTOR, coordinate_color, mark_divergence, mark_path_exit, new_figure
+from .plotting import (
+    CEILING_FACTOR,
+    coordinate_color,
+    mark_divergence,
+    mark_path_exit,
+    new_figure,
+    write_divergence,
+)
 from .validation import InstabilityError
 
 __all__ = ["OPTIMISERS", "draw_loss_contours", "landscape_figure", "optimiser_paths_figure"]
@@ -138,9 +145,14 @@ def optimiser_paths_figure(
     text = f"diverges: ηh₁ = {lr * h[-1]:.3g} ≥ 2"
     for run in range(3):
         color = coordinate_color(run)
-        left.plot(path[:, run, 0], path[:, run, 1], ".-", ms=2, lw=0.8, color=color, alpha=0.8)
-        if diverges:
-            mark_path_exit(left, path[:, run, 0], path[:, run, 1], text if run == 0 else "", color=color)
+        shown = len(path)
+        if diverges:  # drawn until it leaves the view, with an arrow there
+            shown = mark_path_exit(
+                left, path[:, run, 0], path[:, run, 1], text if run == 0 else "", color=color
+            )
+        left.plot(path[:shown, run, 0], path[:shown, run, 1], ".-", ms=2, lw=0.8, color=color, alpha=0.8)
+    if diverges and text not in [t.get_text() for t in left.texts]:  # too slow to leave the view
+        write_divergence(left, text)
     left.plot(*theta0, "o", color="black", ms=6, label=r"start $\theta(0)$")
     left.set_title(f"{optimiser}, η = {lr:.3g}, B = {batch_size}, κ = {h[-1] / h[0]:.3g}")
     left.legend(loc="upper right")
@@ -157,7 +169,7 @@ def optimiser_paths_figure(
     right.set_xlabel("step $t$")
     right.set_ylabel(r"$\mathbb{E}[L(\theta_t)] - L(\hat\theta)$")
     right.set_title(f"mean over {runs} runs")
-    right.legend(loc="upper right")
+    right.legend(loc="lower left")  # the top is where a diverging loss leaves
     return fig
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "plot_simulation",
     "plot_theory",
     "use_course_style",
+    "write_divergence",
 ]
 
 #: Colours of coordinates 1, 2, … (then the total risk in black).
@@ -271,6 +272,12 @@ def _divergence_text(ax: Axes, x: float, y: float, text: str, color: str, edge: 
     )
 
 
+def write_divergence(ax: Axes, text: str, *, color: str = "black") -> None:
+    """Write ``text`` in the top left corner of ``ax`` (a divergence that leaves no mark of its own)."""
+    left, right = ax.get_xlim()
+    _divergence_text(ax, left + 0.01 * (right - left), ax.get_ylim()[1], text, color, "top")
+
+
 def mark_divergence(
     ax: Axes, x: Sequence[float], y: Sequence[float], text: str, *, color: str = "black"
 ) -> bool:
@@ -279,12 +286,14 @@ def mark_divergence(
     Call it after the axes' limits are set. A triangle sits on the top edge where the drawn
     line crosses it (interpolated along the line, in log coordinates on a log axis) and
     ``text`` (e.g. ``"diverges: ηh₁ = 2.5 ≥ 2"``) is written next to it, inside the axes.
-    A curve computed with a ``ceiling`` above the top leaves this way when it diverges.
+    A curve computed with a ``ceiling`` above the top leaves this way when it diverges; one
+    that grows too slowly to leave within the steps drawn gets ``text`` in the top left corner.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     top = ax.get_ylim()[1]
     above = np.flatnonzero(y > top)
-    if above.size == 0:
+    if above.size == 0:  # diverging too slowly to leave within the steps drawn: say so anyway
+        write_divergence(ax, text, color=color)
         return False
     k = int(above[0])
     crossing = x[k]
@@ -299,18 +308,20 @@ def mark_divergence(
 
 def mark_path_exit(
     ax: Axes, x: Sequence[float], y: Sequence[float], text: str, *, color: str = "black"
-) -> bool:
-    """Draw an arrow where the path ``(x, y)`` first leaves ``ax``'s fixed view; return whether it does.
+) -> int:
+    """Draw an arrow where the path ``(x, y)`` first leaves ``ax``'s fixed view; return its points in view.
 
     Call it after the limits are set. The arrow runs along the path's first segment that
     crosses the edge, from its last point in view to the edge, and ``text`` (e.g.
-    ``"diverges: ηh₁ = 2.5 ≥ 2"``) is written just inside the view.
+    ``"diverges: ηh₁ = 2.5 ≥ 2"``; none if empty) is written just inside the view. Returns
+    the number ``k`` of leading points in view (all of them if the path stays in view): draw
+    ``x[:k], y[:k]``, so that the jumps of a diverging path outside do not cross the view.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     (left, right), (bottom, top) = ax.get_xlim(), ax.get_ylim()
     outside = np.flatnonzero((x < left) | (x > right) | (y < bottom) | (y > top))
     if outside.size == 0 or outside[0] == 0:
-        return False
+        return x.size if outside.size == 0 else 0
     k = int(outside[0])
     start, end = np.array([x[k - 1], y[k - 1]]), np.array([x[k], y[k]])
     step = end - start
@@ -332,4 +343,4 @@ def mark_path_exit(
     )
     if text:
         _divergence_text(ax, point[0], point[1], text, color, side)
-    return True
+    return k
