@@ -12,6 +12,12 @@ reader meets the figure:
   in ``live`` move on the site (all of them when the combinations fit the budget); the others
   stay at their defaults there, and the page's note says so.
 
+A declared figure function keeps its axes (limits, scales, ticks) over the whole range of every
+control, so that what a control changes is what moves, and draws an unstable setting leaving
+its axes rather than refusing it (``tests/test_interactive.py`` checks every site frame and both
+ends of every slider). Limits that depend on a control's range are keyword arguments of the
+figure function, set here in ``fixed`` where a declaration's range differs from the default.
+
 To adjust what the site precomputes, edit the ``site`` grid of a control (every grid contains
 the default, the value the page opens with) or the ``live`` tuple of a figure. Frames are
 cached by the build, keyed by the library's sources and the declaration, so a change here

@@ -218,7 +218,7 @@ def covariance_ellipse(
 
 
 def message_figure(message: str, *, width: float = FIGURE_WIDTH, height: float = 4.0) -> Figure:
-    """A figure that shows ``message`` in the plot area (used for unstable widget settings)."""
+    """A figure that shows ``message`` in the plot area (for a widget setting that cannot be drawn)."""
     fig, (ax,) = new_figure(width=width, height=height)
     ax.set_axis_off()
     ax.text(

@@ -206,7 +206,7 @@ def simulate(
     watched = np.zeros(problem.d, dtype=bool) if ceiling is None else diverging_coordinates(problem, hp)
     stopped = np.zeros(problem.d, dtype=bool)  # diverging coordinates past the ceiling
     held_from = np.full(problem.d, steps + 1)  # the step from which each one is held
-    iterates = _iterates(problem, hp, learning_rates, trials, rng, stopped)
+    iterates = _iterates(problem, hp, learning_rates, trials, rng, stopped if watched.any() else None)
     per_coordinate = np.empty((steps + 1, problem.d))
     risk = np.empty(steps + 1)
     risk_stderr = np.empty(steps + 1)
