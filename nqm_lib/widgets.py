@@ -220,7 +220,7 @@ class Explorer:
           cost more to lay out than the data;
         * the axes' ticks and labels and the legends are rasterised once and reused while they
           do not change (with fixed axes and fixed legend texts, for every move of a slider):
-          laying out their text was most of a redraw (see :class:`_RasterCache`).
+          laying out their text was most of a redraw (see ``_RasterCache``).
         """
         return Image(data=_png(self.draw(**overrides)), format="png")
 
@@ -250,7 +250,7 @@ class Explorer:
         """Display the note, the controls and the figure: three outputs, in this order.
 
         1. the note (Markdown, ``{controls}`` filled in with the controls' symbols);
-        2. the controls, whose ``text/plain`` says to run the cells (:data:`CONTROLS_FALLBACK`):
+        2. the controls, whose ``text/plain`` says to run the cells (``CONTROLS_FALLBACK``):
            that is what a notebook opened with its saved outputs shows where a front end
            cannot draw the widgets, instead of their Python repr;
         3. the figure at the current values (a PNG, redrawn in place on every move), which a
