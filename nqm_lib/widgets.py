@@ -133,7 +133,7 @@ def _reader_message(error: Exception, labels: Mapping[str, str]) -> str:
     ``>=``/``<=`` become ``≥``/``≤``, and the spaces around a relation are non-breaking, so the
     figure's word wrap cannot split ``B = 128`` or ``η < 0.04``.
     """
-    text = str(error).strip()
+    text = str(error).strip().removeprefix("unstable: ")
     for name, label in labels.items():
         text = re.sub(rf"\b{re.escape(name)}\b", lambda _, label=label: label, text)
     text = text.replace(">=", "≥").replace("<=", "≤")
