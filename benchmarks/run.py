@@ -48,11 +48,11 @@ import numpy as np
 from nqm_lib.widgets import Explorer
 
 def _sweep_values(widget, count=8):
+    if isinstance(widget.value, tuple):  # a multiple choice (checkboxes): each option alone, then all
+        values = [value for _, value in widget.options]
+        return [(v,) for v in values] + [tuple(values)]
     if hasattr(widget, "_options_values"):
-        values = list(widget._options_values)
-        if isinstance(widget.value, tuple):  # multiple selection: each option alone, then all
-            return [(v,) for v in values] + [tuple(values)]
-        return values
+        return list(widget._options_values)
     if isinstance(widget.value, bool):
         return [False, True]
     if hasattr(widget, "base"):

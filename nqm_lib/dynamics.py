@@ -43,6 +43,8 @@ __all__ = [
     "Hyperparams",
     "LinearSystem",
     "check_stable",
+    "diverging_coordinates",
+    "instability_condition",
     "linear_system",
     "max_stable_lr",
     "stability_limit",
@@ -240,3 +242,45 @@ def check_stable(problem: NQM, hp: Hyperparams) -> None:
         f"{hp.lr * h_eff[worst]:.4g} ≥ {bound} in coordinate {worst + 1} "
         f"(h = {problem.h[worst]:.4g}); choose lr < {limit:.4g}"
     )
+
+
+def diverging_coordinates(problem: NQM, hp: Hyperparams) -> np.ndarray:
+    """Which coordinates diverge under ``hp``: a boolean array of shape ``(problem.d,)`` (chapters 2–5).
+
+    Coordinate ``i`` diverges in mean square iff ``η h_i^{1−p}`` is at least
+    :func:`stability_limit` (``2`` for SGD, ``2(1 + β)`` for heavy ball); the others converge
+    whatever the rest do, because the coordinates of the NQM move independently.
+    """
+    limit = stability_limit(hp.momentum, dampening=hp.dampening, nesterov=hp.nesterov)
+    return hp.lr * problem.h ** (1.0 - hp.precond_power) >= limit
+
+
+def instability_condition(problem: NQM, hp: Hyperparams) -> str:
+    """The broken stability condition in the course's symbols, e.g. ``"ηh₁ = 2.5 ≥ 2"`` (chapters 2–5).
+
+    Names the stiffest coordinate ``i`` (largest ``h_i^{1−p}``) and compares ``η h_i^{1−p}``
+    with :func:`stability_limit`: ``"ηh₁ = 5 ≥ 2(1 + β) = 3.6"`` for heavy-ball momentum,
+    ``"ηh₁¹⁻ᵖ = 2.5 ≥ 2"`` with a preconditioner. Figures label a diverging curve with it.
+
+    Raises
+    ------
+    ValueError
+        If no coordinate diverges under ``hp``.
+
+    """
+    if not np.any(diverging_coordinates(problem, hp)):
+        raise ValueError(f"lr = {hp.lr:g}: no coordinate diverges, so there is no broken condition to name")
+    h_eff = problem.h ** (1.0 - hp.precond_power)
+    worst = int(np.argmax(h_eff))
+    index = str(worst + 1).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+    power = "" if hp.precond_power == 0 else "¹⁻ᵖ"
+    limit = stability_limit(hp.momentum, dampening=hp.dampening, nesterov=hp.nesterov)
+    if hp.momentum == 0:
+        bound = "2"
+    elif hp.nesterov:
+        bound = f"2(1 + β)/(1 + 2β) = {limit:.3g}"
+    elif hp.dampening:
+        bound = f"2(1 + β)/(1 − δ) = {limit:.3g}"
+    else:
+        bound = f"2(1 + β) = {limit:.3g}"
+    return f"ηh{index}{power} = {hp.lr * h_eff[worst]:.3g} ≥ {bound}"

@@ -3,7 +3,10 @@
 Each function builds a problem from its arguments, computes exact theory (and, where
 useful, a seeded Monte Carlo estimate) with :mod:`nqm_lib`, and returns a Matplotlib figure.
 :func:`nqm_lib.widgets.explore` binds them to sliders; the tests call them directly.
-Invalid or unstable arguments raise ``ValueError`` with the library's message.
+Their axes do not depend on the slider values (so what a slider changes is what moves), and
+an unstable setting is drawn, not refused: the risk climbs out of the top of the axes, the
+path leaves the view, with the broken stability condition written where it leaves. Invalid
+arguments raise ``ValueError`` with the library's message.
 """
 
 from __future__ import annotations
@@ -11,18 +14,21 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .dynamics import Hyperparams, check_stable
+from .dynamics import Hyperparams, diverging_coordinates, instability_condition
 from .plotting import (
+    CEILING_FACTOR,
     coordinate_color,
     covariance_ellipse,
     label_risk_axes,
+    mark_divergence,
+    mark_path_exit,
     new_figure,
     plot_risk_by_coordinate,
+    write_divergence,
 )
 from .problem import NQM
 from .simulation import sample_minibatch_gradients, sample_path, simulate
 from .theory import risk_curve_per_coordinate, steady_state_risk_per_coordinate
-from .validation import InstabilityError
 
 __all__ = ["gradient_noise_figure", "paper_spectrum_figure", "path_figure", "sgd_risk_figure"]
 
@@ -36,14 +42,16 @@ def gradient_noise_figure(
     sigma: tuple[float, float] = (1.0, 2.0),
     samples: int = 300,
     seed: int = 0,
+    view: float = 2.0,
 ) -> Figure:
     """Chapter 1: minibatch gradients at ``θ = (theta1, theta2)`` in the 2-D data model.
 
     Dots are ``samples`` minibatch gradients; the cross is their mean, the star the true
     gradient ``Hθ``; the dashed ellipse is their sample covariance and the solid ellipse the
-    theoretical ``C / B`` (both at two standard deviations). Axis limits do not depend on
-    ``B``, so the cloud visibly shrinks as ``B`` grows. The legend sits to the right of the
-    axes, clear of the cloud.
+    theoretical ``C / B`` (both at two standard deviations). The axes do not depend on the
+    arguments: they hold the ``B = 1`` cloud (``Hθ ± 2.5 √c``) at every ``θ`` with
+    ``|θ_i| ≤ view``, so the cloud visibly shrinks as ``B`` grows and moves as ``θ`` moves.
+    The legend sits to the right of the axes, clear of the cloud.
     """
     problem = NQM.from_data_model(h, sigma)
     theta = np.array([theta1, theta2], dtype=float)
@@ -72,9 +80,9 @@ def gradient_noise_figure(
     )
     ax.plot(*true_gradient, "*", ms=14, color="black", label=r"$\nabla L(\theta) = H\theta$")
     ax.plot(*gradients.mean(axis=0), "x", ms=10, mew=2, color="#d62728", label="sample mean")
-    reach = 2.5 * np.sqrt(problem.c)
-    ax.set_xlim(true_gradient[0] - reach[0], true_gradient[0] + reach[0])
-    ax.set_ylim(true_gradient[1] - reach[1], true_gradient[1] + reach[1])
+    reach = view * problem.h + 2.5 * np.sqrt(problem.c)
+    ax.set_xlim(-reach[0], reach[0])
+    ax.set_ylim(-reach[1], reach[1])
     ax.set_xlabel(r"gradient coordinate $g_1$")
     ax.set_ylabel(r"gradient coordinate $g_2$")
     # Values in titles and labels are plain Unicode, not mathtext: a widget redraw would
@@ -95,23 +103,32 @@ def sgd_risk_figure(
     steps: int = 300,
     trials: int = 200,
     seed: int = 0,
+    risk_range: tuple[float, float] = (1e-5, 1e2),
 ) -> Figure:
     """Chapter 2: per-coordinate expected risk of SGD, exact theory against Monte Carlo.
 
     Solid lines: exact ``E[ℓ_i(θ_t)]`` per coordinate and their sum; dots: the average of
     ``trials`` simulated runs (±2 s.e. band); dotted lines: each coordinate's noise floor
-    ``η c_i / (2B (2 − η h_i))``. Starts from ``θ(0) = (1, 1)``.
+    ``η c_i / (2B (2 − η h_i))``. Starts from ``θ(0) = (1, 1)``. The risk axis always spans
+    ``risk_range``; when ``η h_1 ≥ 2`` the risk climbs out of its top, where the broken
+    condition is written.
     """
     problem = NQM([h1, h2], [c1, c2], theta0=[1.0, 1.0])
-    hyper = {"lr": lr, "batch_size": batch_size}
+    hyper = {"lr": lr, "batch_size": batch_size, "ceiling": CEILING_FACTOR * risk_range[1]}
     theory = risk_curve_per_coordinate(problem, steps, **hyper)
     floors = steady_state_risk_per_coordinate(problem, **hyper)
     sim = simulate(problem, steps, trials=trials, seed=seed, **hyper)
     fig, (ax,) = new_figure()
     plot_risk_by_coordinate(ax, problem.h, theory, floors, sim)
     label_risk_axes(ax)
+    ax.set_xlim(-0.05 * steps, 1.05 * steps)
+    ax.set_ylim(*risk_range)
+    hp = Hyperparams(lr, batch_size)
+    if np.any(diverging_coordinates(problem, hp)):
+        condition = instability_condition(problem, hp)
+        mark_divergence(ax, np.arange(steps + 1), theory.sum(axis=1), f"diverges: {condition}")
     ax.set_title(f"SGD: η = {lr:.3g}, B = {batch_size}, κ = {problem.kappa:.3g} (dotted: noise floors)")
-    ax.legend(loc="upper right")
+    ax.legend(loc="lower left")
     return fig
 
 
@@ -129,6 +146,7 @@ def path_figure(
     theta0: tuple[float, float] = (0.5, 1.0),
     steps: int = 40,
     seed: int = 0,
+    view: tuple[float, float, float] = (1.5, -0.7, 1.2),
 ) -> Figure:
     """Chapters 2–3: paths of GD, SGD and momentum SGD in the ``(θ₁, θ₂)`` plane.
 
@@ -137,50 +155,53 @@ def path_figure(
     ``batch_size`` (blue) and, if ``momentum > 0``, of one heavy-ball run at ``lr``,
     ``momentum`` and ``batch_size`` with the same seed (red). The flat coordinate θ₂ runs along
     the horizontal axis, so the narrow valley lies across the page. The iterates come from
-    :func:`~nqm_lib.simulation.sample_path`. When GD and SGD diverge at ``lr`` but momentum does
-    not, the legend says so; settings where the drawn method itself diverges raise
-    :class:`~nqm_lib.validation.InstabilityError`.
+    :func:`~nqm_lib.simulation.sample_path`. The view is fixed, ``view = (a, b₀, b₁)`` in
+    units of ``|θ(0)|``: ``θ₁ ∈ ±a |θ₁(0)|`` and ``θ₂ ∈ [b₀, b₁] |θ₂(0)|``. A path that diverges
+    leaves it with an arrow, and the broken stability condition is written there.
     """
     problem = NQM(h, c, theta0=theta0)
     noise_free = NQM(h, [0.0] * problem.d, theta0=theta0)
-    hyper = {"lr": lr, "batch_size": batch_size, "seed": seed}
-    runs = []
-    try:
-        check_stable(problem, Hyperparams(lr, batch_size))
-        runs += [
-            ("GD (no noise)", sample_path(noise_free, steps, **hyper)),
-            (f"SGD, B = {batch_size}", sample_path(problem, steps, **hyper)),
-        ]
-    except InstabilityError:
-        if not momentum:
-            raise
-        runs += [(f"GD, SGD: diverge (ηh₁ = {lr * problem.h[0]:.3g} ≥ 2)", None), (None, None)]
+    scale = np.abs(problem.theta0)
+    half_height, left, right = view[0] * scale[0], view[1] * scale[1], view[2] * scale[1]
+    # a diverging path is followed until its loss is far beyond anything in view
+    corner = float(problem.loss([half_height, max(-left, right)]))
+    hyper = {"lr": lr, "batch_size": batch_size, "seed": seed, "ceiling": CEILING_FACTOR * corner}
+    runs = [
+        ("GD", "GD (no noise)", sample_path(noise_free, steps, **hyper), 0.0),
+        ("SGD", f"SGD, B = {batch_size}", sample_path(problem, steps, **hyper), 0.0),
+    ]
     if momentum:
         path = sample_path(problem, steps, momentum=momentum, **hyper)
-        runs.append((f"momentum β = {momentum:.3g}, B = {batch_size}", path))
+        runs.append(("momentum", f"momentum β = {momentum:.3g}, B = {batch_size}", path, momentum))
 
     fig, (ax,) = new_figure(height=3.9)
-    # The view: the start and the optimum with a margin, widened (up to twice) to follow an overshoot.
-    reach = 1.2 * np.abs(problem.theta0)
-    drawn = np.concatenate([path for _, path in runs if path is not None])
-    left = max(-reach[1], min(-0.1 * reach[1], float(drawn[:, 1].min()) - 0.05 * reach[1]))
-    right = min(2.0 * reach[1], max(reach[1], float(drawn[:, 1].max()) + 0.05 * reach[1]))
-    half_height = min(2.0 * reach[0], max(reach[0], 1.05 * float(np.abs(drawn[:, 0]).max())))
+    ax.set_xlim(left, right)
+    ax.set_ylim(-half_height, half_height)
     grid2, grid1 = np.meshgrid(np.linspace(left, right, 81), np.linspace(-half_height, half_height, 61))
     loss = 0.5 * (problem.h[0] * grid1**2 + problem.h[1] * grid2**2)
     initial = float(problem.loss(problem.theta0))
     ax.contour(grid2, grid1, loss, levels=initial * 0.4 ** np.arange(9)[::-1], colors="0.75", linewidths=0.8)
-    for (label, path), color in zip(runs, PATH_COLORS, strict=False):
-        if label is None:
-            continue
-        if path is None:
-            ax.plot([], [], color=color, label=label)
-            continue
-        ax.plot(path[:, 1], path[:, 0], ".-", color=color, ms=4, lw=1, alpha=0.85, label=label)
+    # a diverging path is drawn until it leaves the view, with an arrow there; one text for all
+    # of them (momentum's condition implies SGD's)
+    diverging = [
+        np.any(diverging_coordinates(problem, Hyperparams(lr, batch_size, beta))) for *_, beta in runs
+    ]
+    names = ", ".join(name for (name, *_), flag in zip(runs, diverging, strict=True) if flag)
+    text = ""
+    if names:
+        beta = max(beta for (*_, beta), flag in zip(runs, diverging, strict=True) if flag)
+        condition = instability_condition(problem, Hyperparams(lr, batch_size, beta))
+        text = f"{names} diverge{'s' if sum(diverging) == 1 else ''}: {condition}"
+    for (_, label, path, _), color, flag in zip(runs, PATH_COLORS, diverging, strict=False):
+        shown = len(path)
+        if flag:
+            shown = mark_path_exit(ax, path[:, 1], path[:, 0], text, color=color)
+            text = text if shown == len(path) else ""  # written at the first exit
+        ax.plot(path[:shown, 1], path[:shown, 0], ".-", color=color, ms=4, lw=1, alpha=0.85, label=label)
+    if text:  # diverging too slowly to leave the view within the steps drawn
+        write_divergence(ax, text)
     ax.plot(problem.theta0[1], problem.theta0[0], "o", color="black", ms=7, mfc="white", label="start θ(0)")
     ax.plot(0.0, 0.0, "*", color="black", ms=11, label="optimum θ* = 0")
-    ax.set_xlim(left, right)
-    ax.set_ylim(-half_height, half_height)
     ax.set_xlabel(f"θ₂ (flat coordinate, h₂ = {problem.h[1]:g})")
     ax.set_ylabel(f"θ₁ (stiff coordinate, h₁ = {problem.h[0]:g})")
     ax.set_title(f"{steps} steps at η = {lr:.3g} over the contours of L (grey)")

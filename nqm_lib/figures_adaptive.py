@@ -4,12 +4,13 @@
 chapter's static figures and by the widget). The two interactive figures are plain
 functions of their slider values, in the style of :mod:`nqm_lib.figures`:
 
-- :func:`optimizer_paths_figure` — an optimiser and its learning rate → paths on the
+- :func:`optimiser_paths_figure` — an optimiser and its learning rate → paths on the
   contours of the small regression and the mean excess loss over many runs;
 - :func:`landscape_figure` — gradient-noise level and learning rate → where many runs of
   noisy gradient descent on the 1-D landscape end, basin by basin.
 
-Settings that diverge raise :class:`~nqm_lib.validation.InstabilityError`.
+Their axes do not depend on the slider values. SGD with a learning rate beyond its stability
+limit is drawn: its paths leave the view with an arrow and its loss climbs out of the top.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .adaptive import (
     AdaGrad,
     Adam,
     LeastSquares,
+    Optimizer,
     RMSProp,
     basin_of,
     landscape_loss,
@@ -34,11 +36,21 @@ from .adaptive import (
     run_optimizer,
     small_regression,
 )
-from .plotting import coordinate_color, label_risk_axes, new_figure, plot_simulation, plot_theory
+from .plotting import (
+    CEILING_FACTOR,
+    coordinate_color,
+    label_risk_axes,
+    mark_divergence,
+    mark_path_exit,
+    new_figure,
+    plot_simulation,
+    plot_theory,
+    write_divergence,
+)
 from .validation import InstabilityError
 
 __all__ = [
-    "OPTIMIZERS",
+    "OPTIMISERS",
     "adaptive_steps_figure",
     "averaging_comparison_figure",
     "batch_size_figure",
@@ -46,15 +58,16 @@ __all__ = [
     "draw_loss_contours",
     "escape_figure",
     "landscape_figure",
-    "optimizer_paths_figure",
+    "optimiser_paths_figure",
     "power_schedules_figure",
     "regression_paths_figure",
     "tuned_optimizers_figure",
     "tuned_schedules_figure",
 ]
 
+
 #: The chapter's optimisers by name, each built from its learning rate (PyTorch's other defaults).
-OPTIMIZERS = {"SGD": SGD, "AdaGrad": AdaGrad, "RMSProp": RMSProp, "Adam": Adam}
+OPTIMISERS = {"SGD": SGD, "AdaGrad": AdaGrad, "RMSProp": RMSProp, "Adam": Adam}
 
 
 def draw_loss_contours(
@@ -74,8 +87,39 @@ def draw_loss_contours(
     ax.set_ylabel(r"$\theta_2$ (slope)")
 
 
-def optimizer_paths_figure(
-    optimizer: str = "Adam",
+class _Stopping(Optimizer):
+    """An optimiser that holds each run at its first iterate whose excess loss exceeds ``ceiling``.
+
+    Used for SGD beyond its stability limit, whose iterates grow geometrically: a held run
+    stays far outside the view (its loss far above the axes), and nothing overflows.
+    """
+
+    def __init__(self, inner: Optimizer, problem: LeastSquares, ceiling: float) -> None:
+        # The wrapped optimiser keeps the state and the step counter: nothing of the base class.
+        self.inner, self.problem, self.ceiling = inner, problem, ceiling
+        self.held: np.ndarray | None = None
+
+    @property
+    def lr(self) -> float | np.ndarray:
+        """The wrapped optimiser's learning rate."""
+        return self.inner.lr
+
+    @lr.setter
+    def lr(self, value: float | np.ndarray) -> None:
+        self.inner.lr = value
+
+    def step(self, params: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """The wrapped optimiser's step, except for the runs already held."""
+        new = self.inner.step(params, grad)
+        if self.held is not None:
+            new = np.where(self.held[..., None], params, new)
+        passed = self.problem.excess_loss(new) > self.ceiling
+        self.held = passed if self.held is None else self.held | passed
+        return new
+
+
+def optimiser_paths_figure(
+    optimiser: str = "Adam",
     lr: float = 0.05,
     batch_size: int = 8,
     feature_mean: float = 2.0,
@@ -83,60 +127,70 @@ def optimizer_paths_figure(
     steps: int = 150,
     runs: int = 100,
     seed: int = 0,
+    feature_means: tuple[float, float] = (0.0, 3.0),
+    loss_range: tuple[float, float] = (1e-5, 1e2),
 ) -> Figure:
     """Chapter 8: one optimiser on the small regression, paths and mean excess loss.
 
     The data are :func:`~nqm_lib.adaptive.small_regression` with ``feature_mean`` μ (a larger
     ``|μ|`` makes intercept and slope compete and raises ``κ``). Left: contours of the excess
-    loss with the paths of three runs from ``θ(0) = (−0.5, 2)``. Right: the excess loss
-    averaged over ``runs`` runs (solid) against plain SGD at ``η = 1/h_1`` (dashed), both with
-    minibatches of ``batch_size``. Raises ``ValueError`` for an unknown optimiser and
-    :class:`~nqm_lib.validation.InstabilityError` when the runs diverge.
+    loss with the paths of three runs from ``θ(0) = (−0.5, 2)``, in a view that holds the
+    start and the minimiser for every μ in ``feature_means``. Right: the excess loss averaged
+    over ``runs`` runs (solid) against plain SGD at ``η = 1/h_1`` (dashed), both with
+    minibatches of ``batch_size``, on a log axis spanning ``loss_range``. SGD with
+    ``η h_1 ≥ 2`` diverges: its paths leave the view with an arrow and its loss leaves the top
+    of the axes, where the condition is written. Raises ``ValueError`` for an unknown optimiser.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    if optimiser not in OPTIMISERS:
+        raise ValueError(f"optimiser must be one of {sorted(OPTIMISERS)}, got {optimiser!r}")
     problem = small_regression(feature_mean=feature_mean)
     theta0 = np.array([-0.5, 2.0])
-    h = np.linalg.eigvalsh(problem.hessian)
+    h = np.linalg.eigvalsh(problem.hessian)  # ascending: h[-1] is h₁, the largest
     kwargs = {"batch_size": batch_size, "runs": runs, "seed": seed}
-    with np.errstate(all="ignore"):
-        path = run_optimizer(problem, OPTIMIZERS[optimizer](lr), theta0, steps, **kwargs)
-        excess = problem.excess_loss(path)
-    initial = float(problem.excess_loss(theta0))
-    if not np.all(np.isfinite(excess)) or excess.max() > 1e3 * initial:
-        raise InstabilityError(f"unstable: {optimizer} with η = {lr:.3g} diverges on this problem; lower η")
+    chosen = OPTIMISERS[optimiser](lr)
+    diverges = optimiser == "SGD" and lr * h[-1] >= 2.0  # the adaptive steps stay bounded
+    if diverges:
+        chosen = _Stopping(chosen, problem, CEILING_FACTOR * loss_range[1])
+    path = run_optimizer(problem, chosen, theta0, steps, **kwargs)
+    excess = problem.excess_loss(path)
     baseline = problem.excess_loss(run_optimizer(problem, SGD(1.0 / h[-1]), theta0, steps, **kwargs))
 
     fig, (left, right) = new_figure(2, height=3.7)
-    corners = np.array([theta0, problem.solution])
-    reach = 0.6 * np.abs(np.diff(corners, axis=0)).max()
-    centre = corners.mean(axis=0)
+    ends = [small_regression(feature_mean=mu).solution for mu in feature_means]
+    corners = np.array([theta0, *ends])
+    reach = 0.6 * np.ptp(corners, axis=0).max()
+    centre = (corners.min(axis=0) + corners.max(axis=0)) / 2
     draw_loss_contours(
         left, problem, (centre[0] - reach, centre[0] + reach), (centre[1] - reach, centre[1] + reach)
     )
+    text = f"diverges: ηh₁ = {lr * h[-1]:.3g} ≥ 2"
     for run in range(3):
-        left.plot(
-            path[:, run, 0], path[:, run, 1], ".-", ms=2, lw=0.8, color=coordinate_color(run), alpha=0.8
-        )
+        color = coordinate_color(run)
+        shown = len(path)
+        if diverges:  # drawn until it leaves the view, with an arrow there
+            shown = mark_path_exit(
+                left, path[:, run, 0], path[:, run, 1], text if run == 0 else "", color=color
+            )
+        left.plot(path[:shown, run, 0], path[:shown, run, 1], ".-", ms=2, lw=0.8, color=color, alpha=0.8)
+    if diverges and text not in [t.get_text() for t in left.texts]:  # too slow to leave the view
+        write_divergence(left, text)
     left.plot(*theta0, "o", color="black", ms=6, label=r"start $\theta(0)$")
-    left.set_title(f"{optimizer}, η = {lr:.3g}, B = {batch_size}, κ = {h[-1] / h[0]:.3g}")
+    left.set_title(f"{optimiser}, η = {lr:.3g}, B = {batch_size}, κ = {h[-1] / h[0]:.3g}")
     left.legend(loc="upper right")
 
     t = np.arange(steps + 1)
-    right.plot(t, excess.mean(axis=1), color="black", lw=2, label=f"{optimizer}, η = {lr:.3g}")
-    right.plot(
-        t,
-        baseline.mean(axis=1),
-        color="0.5",
-        lw=1.5,
-        ls="--",
-        label=f"SGD, η = 1/h₁ = {1 / h[-1]:.3g}",
-    )
+    mean = excess.mean(axis=1)
+    right.plot(t, mean, color="black", lw=2, label="the optimiser on the left")
+    right.plot(t, baseline.mean(axis=1), color="0.5", lw=1.5, ls="--", label="SGD, η = 1/h₁")
     right.set_yscale("log")
+    right.set_xlim(-0.05 * steps, 1.05 * steps)
+    right.set_ylim(*loss_range)
+    if diverges:
+        mark_divergence(right, t, mean, text)
     right.set_xlabel("step $t$")
     right.set_ylabel(r"$\mathbb{E}[L(\theta_t)] - L(\hat\theta)$")
     right.set_title(f"mean over {runs} runs")
-    right.legend(loc="upper right")
+    right.legend(loc="lower left")  # the top is where a diverging loss leaves
     return fig
 
 

@@ -179,7 +179,7 @@ def _critical(result: TunedSteps) -> float:
 def _check_selection(name: str, values: Sequence[object], allowed: Sequence[object]) -> tuple:
     chosen = tuple(values)
     if not chosen:
-        raise ValueError(f"select at least one entry of {name} (from {tuple(allowed)})")
+        raise ValueError(f"select at least one entry of {name} (from {', '.join(map(str, allowed))})")
     for value in chosen:
         if value not in allowed:
             raise ValueError(f"{name} must contain only values from {tuple(allowed)}, got {value!r}")
@@ -201,8 +201,8 @@ def steps_vs_batch_figure(
     lower bound (black dashes, :func:`paper_bound`) and, with ``show_critical``, a star at each
     critical batch size. Bottom: the tuned effective learning rate ``η/(1 − β)`` (``η`` for SGD
     and EMA). The legend, to the right of the top panel, has one entry per selected method and
-    one per power. The sweep is computed once
-    (:func:`paper_sweep`), so redrawing is instant.
+    one per power. The axes hold every curve of the sweep, whatever is selected. The sweep is
+    computed once (:func:`paper_sweep`), so redrawing is instant.
     """
     methods = _check_selection("methods", methods, METHODS)
     powers = _check_selection("precond_powers", precond_powers, PRECOND_POWERS)
@@ -225,7 +225,15 @@ def steps_vs_batch_figure(
         ax.plot([], [], color=color, marker=MARKERS[method], ms=3.5, lw=1.6, label=method)
     for p in powers:
         ax.plot([], [], color="0.3", ls=LINESTYLES[p], lw=1.6, label=f"p = {p:g}")
-    ax.set_ylim(bottom=0.5, top=2.0 * max(sweep[m, p].steps[0] for m in methods for p in powers))
+    # fixed axes: what every selection could show, so that toggling a curve moves nothing else
+    everything = [sweep[key] for key in sweep]
+    top = max(float(np.nanmax(np.where(np.isfinite(r.steps), r.steps, np.nan))) for r in everything)
+    rates = np.concatenate([effective_lr(r) for r in everything])
+    margin = 2.0 ** 0.5
+    for axis in (ax, lower):
+        axis.set_xlim(SWEEP_BATCH_SIZES[0] / margin, SWEEP_BATCH_SIZES[-1] * margin)
+    ax.set_ylim(0.5, 2.0 * top)
+    lower.set_ylim(np.nanmin(rates) / margin, np.nanmax(rates) * margin)
     ax.set_xlabel("")
     title = "stars: critical $B$" if show_critical else "tuned per batch size"
     ax.set_title(f"Steps to $\\mathbb{{E}}[L(\\theta_t)] \\leq {target:g}$ ({title})")

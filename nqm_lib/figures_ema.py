@@ -3,8 +3,9 @@
 Each function builds the two-coordinate problem of the worked example (``h = c = (50, 1)``,
 ``θ(0) = (1, 1)`` by default) from its slider values, computes exact theory with
 :mod:`nqm_lib` and returns a Matplotlib figure. :func:`nqm_lib.widgets.explore` binds them
-to sliders; the tests call them directly. Invalid or unstable arguments raise
-``ValueError`` (or :class:`~nqm_lib.validation.InstabilityError`) with the library's message.
+to sliders; the tests call them directly. Their axes do not depend on the slider values; an
+unstable setting is drawn (the risk climbs out of the top of the axes, where the broken
+condition is written), and invalid arguments raise ``ValueError`` with the library's message.
 """
 
 from __future__ import annotations
@@ -13,11 +14,20 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .averaging import averaged_risk_curve
+from .dynamics import Hyperparams, diverging_coordinates, instability_condition
 from .formulas import ema_bias_factor, ema_variance_reduction_factor, sgd_rate, sgd_steady_state_risk
-from .plotting import coordinate_color, label_risk_axes, new_figure, plot_simulation, plot_theory
+from .plotting import (
+    CEILING_FACTOR,
+    coordinate_color,
+    label_risk_axes,
+    mark_divergence,
+    new_figure,
+    plot_simulation,
+    plot_theory,
+)
 from .problem import NQM
 from .simulation import simulate
-from .theory import risk_curve, steady_state_risk
+from .theory import risk_curve, steady_state_risk_per_coordinate
 
 __all__ = [
     "SCHEME_COLORS",
@@ -68,6 +78,7 @@ def ema_risk_figure(
     steps: int = 400,
     trials: int = 200,
     seed: int = 0,
+    risk_range: tuple[float, float] = (1e-6, 1e2),
 ) -> Figure:
     """Chapter 4: expected risk of the last SGD iterate and of its EMA, theory against Monte Carlo.
 
@@ -76,32 +87,43 @@ def ema_risk_figure(
     horizontal lines: the two noise floors (legend below the axes). The title compares ``γ``
     with SGD's slowest factor ``max_i |r_i|``, ``r_i = 1 − η h_i`` (``r_d`` unless η is close
     to the stability limit): below it the EMA keeps SGD's rate with a constant lag, at
-    equality the lag grows like ``t²``, above it the bias decays like ``γ^t``.
+    equality the lag grows like ``t²``, above it the bias decays like ``γ^t``. The risk axis
+    always spans ``risk_range``; when ``η h_1 ≥ 2`` SGD and its EMA diverge and climb out of
+    its top (Theorem 2 has nothing to say there and is not drawn).
     """
     problem = NQM(h, c, theta0=[1.0, 1.0])
-    hyper = {"lr": lr, "batch_size": batch_size}
+    hyper = {"lr": lr, "batch_size": batch_size, "ceiling": CEILING_FACTOR * risk_range[1]}
+    unstable = bool(np.any(diverging_coordinates(problem, Hyperparams(lr, batch_size))))
     sgd = risk_curve(problem, steps, **hyper)
     ema = risk_curve(problem, steps, ema_decay=ema_decay, **hyper)
-    bound = theorem2_bound(problem, steps, ema_decay=ema_decay, **hyper)
     sgd_sim = simulate(problem, steps, trials=trials, seed=seed, **hyper)
     ema_sim = simulate(problem, steps, ema_decay=ema_decay, trials=trials, seed=seed + 1, **hyper)
 
     fig, (ax,) = new_figure(height=4.6)
     for name, exact, sim, gamma in (("sgd", sgd, sgd_sim, 0.0), ("ema", ema, ema_sim, ema_decay)):
         color = SCHEME_COLORS[name]
-        label = "SGD, last iterate θₜ" if name == "sgd" else f"EMA of the iterates, γ = {gamma:.3g}"
+        label = "SGD, last iterate θₜ" if name == "sgd" else "EMA of the iterates, θ̃ₜ"
         plot_theory(ax, exact, color=color, label=label)
         plot_simulation(ax, sim.risk, sim.risk_stderr, color=color)
-        floor = steady_state_risk(problem, ema_decay=gamma, **hyper)
+        floor = steady_state_risk_per_coordinate(problem, ema_decay=gamma, **hyper).sum()
         ax.axhline(floor, color=color, ls=":", lw=1.2)
+    bound = (
+        [] if unstable else theorem2_bound(problem, steps, ema_decay=ema_decay, lr=lr, batch_size=batch_size)
+    )
     ax.plot(
-        np.arange(steps + 1), bound, color=SCHEME_COLORS["ema"], ls="--", lw=1.2, label="Theorem 2 (bound)"
+        np.arange(len(bound)), bound, color=SCHEME_COLORS["ema"], ls="--", lw=1.2, label="Theorem 2 (bound)"
     )
     ax.plot([], [], "o", ms=3.5, color="0.4", label=f"Monte Carlo ({trials} runs)")
     ax.plot([], [], ls=":", lw=1.2, color="0.4", label="noise floors")
     label_risk_axes(ax)
+    ax.set_xlim(-0.05 * steps, 1.05 * steps)
+    ax.set_ylim(*risk_range)
     slowest = float(np.max(np.abs(sgd_rate(problem.h, lr=lr))))
-    if np.isclose(ema_decay, slowest, rtol=1e-9, atol=0.0):
+    if unstable:
+        condition = instability_condition(problem, Hyperparams(lr, batch_size))
+        mark_divergence(ax, np.arange(steps + 1), sgd, f"SGD and its EMA diverge: {condition}")
+        verdict, effect = "<", "SGD diverges, and so does any average of its iterates"
+    elif np.isclose(ema_decay, slowest, rtol=1e-9, atol=0.0):
         verdict, effect = "=", "SGD's slowest rate, but a lag that grows like t²"
     elif ema_decay < slowest:
         verdict, effect = "<", "keeps SGD's slowest rate, with a constant lag"
@@ -125,13 +147,15 @@ def averaging_figure(
     h: tuple[float, float] = (50.0, 1.0),
     c: tuple[float, float] = (50.0, 1.0),
     steps: int = 1000,
+    risk_range: tuple[float, float] = (1e-6, 1e2),
 ) -> Figure:
     """Chapter 4: last iterate, uniform average, tail average and EMA on one problem (exact).
 
     The uniform (Polyak–Ruppert) average covers ``θ_0, …, θ_t``; the tail average covers the
     last ``tail_fraction`` of the run, ``θ_s, …, θ_t`` with ``s = round((1 − tail_fraction) ·
     steps)`` (before ``s`` it is the last iterate). The shaded stretch is where the uniform
-    average is *worse* than the last iterate.
+    average is *worse* than the last iterate. The risk axis always spans ``risk_range``; ``s``
+    and ``γ`` are in the title, so that the legend does not change.
     """
     if not 0.0 < tail_fraction <= 1.0:
         raise ValueError(f"tail_fraction must be in (0, 1], got {tail_fraction!r}")
@@ -141,14 +165,8 @@ def averaging_figure(
     curves = {
         "sgd": (risk_curve(problem, steps, **hyper), "SGD, last iterate θₜ"),
         "uniform": (averaged_risk_curve(problem, steps, **hyper), "uniform average of θ₀..θₜ"),
-        "tail": (
-            averaged_risk_curve(problem, steps, start=start, **hyper),
-            f"tail average from t = {start}",
-        ),
-        "ema": (
-            risk_curve(problem, steps, ema_decay=ema_decay, **hyper),
-            f"EMA, γ = {ema_decay:.3g}",
-        ),
+        "tail": (averaged_risk_curve(problem, steps, start=start, **hyper), "tail average of θₛ..θₜ"),
+        "ema": (risk_curve(problem, steps, ema_decay=ema_decay, **hyper), "EMA θ̃ₜ"),
     }
     fig, (ax,) = new_figure()
     for name, (curve, label) in curves.items():
@@ -172,10 +190,13 @@ def averaging_figure(
     else:
         stretch = f"at {worse_steps.size} of {steps} steps"
     label_risk_axes(ax)
+    ax.set_xlim(-0.05 * steps, 1.05 * steps)
+    ax.set_ylim(*risk_range)
     ax.set_title(
-        f"η = {lr:.3g}, B = {batch_size}\nuniform average worse than last iterate {stretch} (shaded)"
+        f"η = {lr:.3g}, B = {batch_size}, tail from s = {start}, γ = {ema_decay:.3g}\n"
+        f"uniform average worse than last iterate {stretch} (shaded)"
     )
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right")  # above every curve once the start has decayed
     return fig
 
 

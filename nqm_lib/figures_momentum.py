@@ -5,8 +5,9 @@
 draws the exact expected risk of momentum SGD beside Monte Carlo and plain SGD (top), and
 the two characteristic roots ``z₁, z₂`` of every coordinate in the complex plane (bottom).
 :func:`theorem1_bound` evaluates the right-hand side of Theorem 1 of Zhang et al. (2019),
-which the chapter compares with the exact risk. Invalid or unstable arguments raise
-``ValueError`` (or :class:`~nqm_lib.validation.InstabilityError`) with the library's message.
+which the chapter compares with the exact risk. The axes do not depend on η, β and B; an
+unstable setting is drawn (the risk leaves the top of the axes, a root lies outside the unit
+circle), and invalid arguments raise ``ValueError`` with the library's message.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
-from matplotlib.ticker import MultipleLocator, NullLocator
+from matplotlib.ticker import LogLocator, MultipleLocator, NullLocator
 
 from . import acceleration, heavy_ball, momentum_conventions
-from .dynamics import max_stable_lr
+from .dynamics import Hyperparams, diverging_coordinates, instability_condition, max_stable_lr
 from .formulas import (
     momentum_amplification,
     momentum_bias_factor,
@@ -26,11 +27,19 @@ from .formulas import (
     momentum_roots,
     momentum_steady_state_risk,
 )
-from .plotting import SUBSCRIPTS, coordinate_color, label_risk_axes, new_figure, plot_simulation, plot_theory
+from .plotting import (
+    CEILING_FACTOR,
+    SUBSCRIPTS,
+    coordinate_color,
+    label_risk_axes,
+    mark_divergence,
+    new_figure,
+    plot_simulation,
+    plot_theory,
+)
 from .problem import NQM
 from .simulation import simulate, trajectory_risk
 from .theory import first_minimum, risk_curve, risk_curve_per_coordinate, steady_state_risk
-from .validation import InstabilityError
 
 __all__ = [
     "WORKED_EXAMPLE",
@@ -81,19 +90,37 @@ def _regime(h: float, *, lr: float, momentum: float) -> str:
 
 
 def _sgd_comparison(
-    ax: Axes, problem: NQM, steps: int, *, lr: float, batch_size: int, label: str, **style: object
-) -> None:
-    """Plot plain SGD's exact risk at ``lr``, or only a legend entry saying that it diverges."""
-    try:
-        curve = risk_curve(problem, steps, lr=lr, batch_size=batch_size)
-    except InstabilityError:
-        ax.plot([], [], color=SGD_COLOR, label=f"{label}:\ndiverges (ηh₁ ≥ 2)", **style)
-        return
-    ax.plot(np.arange(steps + 1), curve, color=SGD_COLOR, label=label, **style)
+    ax: Axes, problem: NQM, steps: int, *, lr: float, batch_size: int, ceiling: float, **style: object
+) -> np.ndarray:
+    """Plot plain SGD's exact risk at ``lr`` and return it (it leaves the top of the axes if it diverges)."""
+    curve = risk_curve(problem, steps, lr=lr, batch_size=batch_size, ceiling=ceiling)
+    ax.plot(np.arange(steps + 1), curve, color=SGD_COLOR, **style)
+    return curve
+
+
+#: The fixed view of the roots panel: Re z from ROOTS_VIEW[0] to ROOTS_VIEW[1], Im z within ±ROOTS_VIEW[2].
+ROOTS_VIEW = (-2.6, 1.3, 1.15)
+
+
+def _in_view(ax: Axes, points: np.ndarray, marker: str, **style: object) -> None:
+    """Plot complex ``points``; those left or right of the view sit on its edge as ◀ or ▶."""
+    low, high = ROOTS_VIEW[:2]
+    inside = (points.real >= low) & (points.real <= high)
+    ax.plot(points.real[inside], points.imag[inside], marker, ls="none", **style)
+    for edge, beyond, arrow in ((low, points.real < low, "<"), (high, points.real > high, ">")):
+        if np.any(beyond):
+            outside = {**style, "label": None}
+            ax.plot(
+                np.full(beyond.sum(), edge), points.imag[beyond], arrow, ls="none", clip_on=False, **outside
+            )
 
 
 def _draw_roots(ax: Axes, h: np.ndarray, *, lr: float, momentum: float) -> None:
-    """Unit circle, the circle ``|z| = √β``, both roots per coordinate and SGD's factor ``r_i = 1 − ηh_i``."""
+    """Unit circle, the circle ``|z| = √β``, both roots per coordinate and SGD's factor ``r_i = 1 − ηh_i``.
+
+    The view is fixed (:data:`ROOTS_VIEW`); a root or factor beyond its left or right edge is
+    drawn on that edge as an arrowhead pointing its way.
+    """
     angle = np.linspace(0.0, 2.0 * np.pi, 241)
     ax.plot(np.cos(angle), np.sin(angle), color="black", lw=1, label="unit circle (stability)")
     radius = np.sqrt(momentum)
@@ -103,31 +130,31 @@ def _draw_roots(ax: Axes, h: np.ndarray, *, lr: float, momentum: float) -> None:
         color="0.5",
         ls="--",
         lw=1,
-        label=f"|z| = √β = {radius:.3g}",
+        label="|z| = √β",
     )
-    reach = 1.15
     for i, curvature in enumerate(h):
         color = coordinate_color(i)
+        index = str(i + 1).translate(SUBSCRIPTS)
         roots = np.array(momentum_roots(curvature, lr=lr, momentum=momentum))
-        rate = float(np.max(np.abs(roots)))
+        _in_view(ax, roots, "o", ms=8, color=color, alpha=0.85, label=f"roots z, h{index} = {curvature:g}")
+        _in_view(ax, np.array([1.0 - lr * curvature + 0j]), "x", ms=9, mew=2, color=color)
+        # what changes with η and β is written inside the view (its empty upper left), so the
+        # legend keeps its size
         regime = _regime(curvature, lr=lr, momentum=momentum)
-        ax.plot(
-            roots.real,
-            roots.imag,
-            "o",
-            ms=8,
+        ax.text(
+            0.02,
+            0.97 - 0.16 * i,
+            f"h{index}: {regime}\nmax |z| = {np.max(np.abs(roots)):.3f}",
+            transform=ax.transAxes,
             color=color,
-            alpha=0.85,
-            label=f"z (h{str(i + 1).translate(SUBSCRIPTS)} = {curvature:g}): {regime},\nmax |z| = {rate:.3f}",
+            va="top",
+            fontsize=9,
         )
-        sgd_root = 1.0 - lr * curvature
-        ax.plot([sgd_root], [0.0], "x", ms=9, mew=2, color=color)
-        reach = max(reach, abs(sgd_root) + 0.1)
     ax.plot([], [], "x", ms=9, mew=2, color="0.3", label="SGD's factor rᵢ = 1 − ηhᵢ")
     ax.axhline(0.0, color="0.7", lw=0.8)
     ax.axvline(0.0, color="0.7", lw=0.8)
-    ax.set_xlim(-reach, reach)
-    ax.set_ylim(-1.15, 1.15)
+    ax.set_xlim(*ROOTS_VIEW[:2])
+    ax.set_ylim(-ROOTS_VIEW[2], ROOTS_VIEW[2])
     ax.set_aspect("equal", adjustable="box")
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_locator(MultipleLocator(1.0))  # the unit circle is the scale that matters
@@ -147,21 +174,25 @@ def momentum_risk_figure(
     steps: int = 300,
     trials: int = 200,
     seed: int = 0,
+    risk_range: tuple[float, float] = (1e-6, 1e2),
 ) -> Figure:
     """Chapter 3: momentum SGD on two coordinates, exact risk against Monte Carlo, and its roots.
 
     Top: exact ``E[L(θ_t)]`` of momentum SGD (solid black) and of each coordinate (in the
     coordinate's colour), the average of ``trials`` simulated runs (dots, ±2 s.e. band), plain
-    SGD at the same η (dashed) and at the effective learning rate ``η/(1 − β)`` (dotted); when
-    SGD diverges at such a rate the legend says so instead. Bottom: the two roots of
+    SGD at the same η (dashed) and at the effective learning rate ``η/(1 − β)`` (dotted). The
+    risk axis always spans ``risk_range``: a curve that diverges leaves through its top (for
+    momentum, where ``η h_1 ≥ 2(1 + β)`` is written). Bottom: the two roots of
     ``z² − (1 − η h_i + β) z + β`` per coordinate with the unit circle, the circle ``|z| = √β``
-    and SGD's factor ``r_i = 1 − η h_i`` (crosses). The panels are stacked so that the figure
-    fits the text column (7 in) at a readable size. Starts from ``θ(0) = (1, 1)`` and ``v(0) = 0``.
+    and SGD's factor ``r_i = 1 − η h_i`` (crosses), in a fixed view. The panels are stacked so
+    that the figure fits the text column (7 in) at a readable size. Starts from
+    ``θ(0) = (1, 1)`` and ``v(0) = 0``.
     """
     problem = NQM(h, c, theta0=[1.0, 1.0])
+    ceiling = CEILING_FACTOR * risk_range[1]
     hyper = {"lr": lr, "batch_size": batch_size}
-    per_coordinate = risk_curve_per_coordinate(problem, steps, momentum=momentum, **hyper)
-    sim = simulate(problem, steps, momentum=momentum, trials=trials, seed=seed, **hyper)
+    per_coordinate = risk_curve_per_coordinate(problem, steps, momentum=momentum, ceiling=ceiling, **hyper)
+    sim = simulate(problem, steps, momentum=momentum, trials=trials, seed=seed, ceiling=ceiling, **hyper)
 
     fig, (risk_ax, roots_ax) = new_figure(nrows=2, height=7.6)
     for i in range(problem.d):
@@ -172,20 +203,41 @@ def momentum_risk_figure(
             alpha=0.7,
             label=f"coordinate {i + 1}, h{str(i + 1).translate(SUBSCRIPTS)} = {problem.h[i]:g}",
         )
-    plot_theory(risk_ax, per_coordinate.sum(axis=1), label="momentum: total (exact)")
+    total = per_coordinate.sum(axis=1)
+    plot_theory(risk_ax, total, label="momentum: total (exact)")
     plot_simulation(risk_ax, sim.risk, sim.risk_stderr, label=f"Monte Carlo ({trials} runs)")
-    _sgd_comparison(risk_ax, problem, steps, ls="--", lw=1.5, label="SGD, same η", **hyper)
-    _sgd_comparison(
-        risk_ax,
-        problem,
-        steps,
-        lr=lr / (1.0 - momentum),
-        batch_size=batch_size,
-        ls=":",
-        lw=2,
-        label="SGD at η/(1 − β)",
-    )
+    effective = lr / (1.0 - momentum)
+    sgd_style = {"ceiling": ceiling, "batch_size": batch_size}
+    comparisons = [
+        (
+            lr,
+            _sgd_comparison(
+                risk_ax, problem, steps, lr=lr, ls="--", lw=1.5, label="SGD, same η", **sgd_style
+            ),
+        ),
+        (
+            effective,
+            _sgd_comparison(
+                risk_ax, problem, steps, lr=effective, ls=":", lw=2, label="SGD at η/(1 − β)", **sgd_style
+            ),
+        ),
+    ]
     label_risk_axes(risk_ax)
+    risk_ax.set_xlim(-0.05 * steps, 1.05 * steps)
+    risk_ax.set_ylim(*risk_range)
+    risk_ax.yaxis.set_major_locator(LogLocator(numticks=6))  # every other decade: fewer labels to lay out
+    t = np.arange(steps + 1)
+    hp = Hyperparams(lr, batch_size, momentum)
+    if np.any(diverging_coordinates(problem, hp)):  # then SGD diverges at η and η/(1 − β) as well
+        mark_divergence(risk_ax, t, total, f"diverges: {instability_condition(problem, hp)}")
+    else:  # one label for SGD, on its first curve that leaves (at η if it diverges there)
+        for (rate, curve), name, factor in zip(
+            comparisons, ("SGD", "SGD at η/(1 − β)"), ("", "/(1 − β)"), strict=True
+        ):
+            if rate * problem.h.max() >= 2.0:
+                text = f"{name} diverges: ηh₁{factor} = {rate * problem.h.max():.3g} ≥ 2"
+                mark_divergence(risk_ax, t, curve, text, color=SGD_COLOR)
+                break
     risk_ax.set_title(
         f"η = {lr:.3g}, β = {momentum:.3g}, B = {batch_size} (η/(1 − β) = {lr / (1.0 - momentum):.3g})"
     )

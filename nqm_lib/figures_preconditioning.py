@@ -2,9 +2,10 @@
 
 :func:`preconditioned_risk_figure` is a plain function of its slider values (``p``, ``B``,
 ``η``): it computes the exact per-coordinate risk with :mod:`nqm_lib`, a seeded Monte Carlo
-estimate, and the transformed problem that preconditioned SGD is equivalent to. Invalid or
-unstable settings raise ``ValueError`` (or :class:`~nqm_lib.validation.InstabilityError`)
-with the library's message, which :func:`nqm_lib.widgets.explore` shows in the plot area.
+estimate, and the transformed problem that preconditioned SGD is equivalent to. Its axes do
+not depend on the slider values; an unstable setting is drawn (the risk climbs out of the top
+of the axes, where the broken condition is written), and invalid settings raise
+``ValueError`` with the library's message, which :func:`nqm_lib.widgets.explore` shows.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from .dynamics import max_stable_lr
+from .dynamics import Hyperparams, diverging_coordinates, instability_condition, max_stable_lr
 from .plotting import (
+    CEILING_FACTOR,
     coordinate_color,
     label_risk_axes,
+    mark_divergence,
     new_figure,
     plot_risk_by_coordinate,
     plot_simulation,
@@ -48,23 +51,28 @@ def preconditioned_risk_figure(
     steps: int = 400,
     trials: int = 200,
     seed: int = 0,
+    risk_range: tuple[float, float] = (1e-6, 1e2),
+    value_range: tuple[float, float] = (4e-3, 4.0),
 ) -> Figure:
     """Chapter 5: per-coordinate risk of SGD with the preconditioner ``P = H^p``.
 
     Top panel: exact ``E[ℓ_i(θ_t)]`` per coordinate and in total (solid), the mean of
     ``trials`` seeded Monte Carlo runs (dots; ±2 s.e. band for the total), each coordinate's
     exact noise floor ``η c_i h_i^{−p} / (2B(2 − η h_i^{1−p}))`` (dotted), and plain SGD
-    (``p = 0``) at the same ``η`` and ``B`` for comparison (dashed, when it is stable).
-    Bottom panel: the transformed problem that plain SGD solves with the same risk, curvatures
-    ``h̃_i = h_i^{1−p}`` and noise ``c̃_i = h_i^{−p} c_i`` (rescaled coordinates
-    ``φ = P^{1/2} θ``), next to the original ``h_i`` and ``c_i``, in each coordinate's colour.
+    (``p = 0``) at the same ``η`` and ``B`` for comparison (dashed, when it is stable); the
+    risk axis always spans ``risk_range``, and when ``η h̃_1 ≥ 2`` the risk climbs out of its
+    top. Bottom panel: the transformed problem that plain SGD solves with the same risk,
+    curvatures ``h̃_i = h_i^{1−p}`` and noise ``c̃_i = h_i^{−p} c_i`` (rescaled coordinates
+    ``φ = P^{1/2} θ``), next to the original ``h_i`` and ``c_i``, in each coordinate's colour,
+    on a log axis spanning ``value_range``.
 
     The defaults (``h = c = (1, 0.01)``, ``θ(0) = (1, 10)``, so both coordinates start with
     risk ½) leave the stiff coordinate unchanged for every ``p`` (``h_1 = 1``) and make the
     stability limit ``η < 2/h̃_1 = 2`` independent of ``p``.
     """
     problem = NQM(h, c, theta0=theta0)
-    hyper = {"lr": lr, "batch_size": batch_size, "precond_power": precond_power}
+    ceiling = CEILING_FACTOR * risk_range[1]
+    hyper = {"lr": lr, "batch_size": batch_size, "precond_power": precond_power, "ceiling": ceiling}
     theory = risk_curve_per_coordinate(problem, steps, **hyper)
     floors = steady_state_risk_per_coordinate(problem, **hyper)
     sim = simulate(problem, steps, trials=trials, seed=seed, **hyper)
@@ -73,16 +81,21 @@ def preconditioned_risk_figure(
 
     fig, (ax, bars) = new_figure(nrows=2, height=7.4)
     plot_risk_by_coordinate(ax, problem.h, theory, floors, sim)
+    ax.plot([], [], color="0.3", ls="--", lw=1, label="SGD (p = 0), same η, B")
     if sgd is not None:
-        ax.plot([], [], color="0.3", ls="--", lw=1, label="SGD (p = 0), same η, B")
         for i in range(problem.d):
             ax.plot(np.arange(steps + 1), sgd[:, i], color=coordinate_color(i), ls="--", lw=1)
     label_risk_axes(ax)
+    ax.set_xlim(-0.05 * steps, 1.05 * steps)
+    ax.set_ylim(*risk_range)
+    hp = Hyperparams(lr, batch_size, precond_power=precond_power)
+    if np.any(diverging_coordinates(problem, hp)):
+        mark_divergence(
+            ax, np.arange(steps + 1), theory.sum(axis=1), f"diverges: {instability_condition(problem, hp)}"
+        )
     note = "" if sgd is not None else " (SGD unstable at this η)"
     ax.set_title(f"p = {precond_power:g}, η = {lr:.3g}, B = {batch_size}; dotted: floors{note}")
-    low, high = ax.get_ylim()
-    ax.set_ylim(low, high * 30)  # headroom for the legend above the curves
-    ax.legend(loc="upper right", ncol=2)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
 
     h_eff = problem.h ** (1.0 - precond_power)
     c_eff = problem.h ** (-precond_power) * problem.c
@@ -102,8 +115,7 @@ def preconditioned_risk_figure(
     bars.set_xticks(np.arange(len(groups)), [label for label, _ in groups])
     bars.set_yscale("log")
     bars.set_ylabel("value (log scale)")
-    low, high = bars.get_ylim()
-    bars.set_ylim(low, high * 2)  # room for the value labels above the tallest bar
+    bars.set_ylim(*value_range)
     bars.set_title(
         f"Transformed problem in φ = P¹ᐟ²θ: κ¹⁻ᵖ = {h_eff.max() / h_eff.min():.3g} "
         f"(κ = {problem.kappa:.3g})\n"

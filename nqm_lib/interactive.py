@@ -12,6 +12,12 @@ reader meets the figure:
   in ``live`` move on the site (all of them when the combinations fit the budget); the others
   stay at their defaults there, and the page's note says so.
 
+A declared figure function keeps its axes (limits, scales, ticks) over the whole range of every
+control, so that what a control changes is what moves, and draws an unstable setting leaving
+its axes rather than refusing it (``tests/test_interactive.py`` checks every site frame and both
+ends of every slider). Limits that depend on a control's range are keyword arguments of the
+figure function, set here in ``fixed`` where a declaration's range differs from the default.
+
 To adjust what the site precomputes, edit the ``site`` grid of a control (every grid contains
 the default, the value the page opens with) or the ``live`` tuple of a figure. Frames are
 cached by the build, keyed by the library's sources and the declaration, so a change here
@@ -100,8 +106,9 @@ class Control:
     kind
         The notebook widget: ``"log"`` (``FloatLogSlider``, ``minimum``/``maximum`` are base-10
         exponents), ``"float"`` (``FloatSlider``), ``"int"`` (``IntSlider``), ``"selection"``
-        (``SelectionSlider`` over ``options``), ``"dropdown"``, ``"multiple"``
-        (``SelectMultiple``; values are tuples) or ``"checkbox"``.
+        (``SelectionSlider`` over ``options``), ``"dropdown"``, ``"multiple"`` (one checkbox
+        per option, :class:`~nqm_lib.widgets.CheckboxGroup`; values are tuples of the
+        checked options) or ``"checkbox"``.
     site
         The values the site precomputes (must contain ``default``); empty means ``options``
         (or ``(False, True)`` for a checkbox).
@@ -158,28 +165,33 @@ class Control:
             return f"{value:.3g}"
         return str(value)
 
+    def widget_arguments(self) -> tuple[str, dict[str, object]]:
+        """The notebook widget as ``(ipywidgets class name, constructor arguments)``.
+
+        Only arguments that ipywidgets 7.2 and later accept (Colab runs 7.x, this course 8.x);
+        the tests check them against ipywidgets 7's API. ``"multiple"`` names
+        :class:`~nqm_lib.widgets.CheckboxGroup`, the course's own widget.
+        """
+        common = {"value": self.default, "description": self.label}
+        if self.kind in ("log", "float"):
+            limits = {"min": self.minimum, "max": self.maximum, "step": self.step}
+            extra = {"base": 10} if self.kind == "log" else {}
+            return ("FloatLogSlider" if self.kind == "log" else "FloatSlider", {**common, **extra, **limits})
+        if self.kind == "int":
+            return "IntSlider", {**common, "min": self.minimum, "max": self.maximum}
+        classes = {"selection": "SelectionSlider", "dropdown": "Dropdown", "multiple": "CheckboxGroup"}
+        if self.kind in classes:
+            return classes[self.kind], {**common, "options": list(self.options)}
+        return "Checkbox", common
+
     def widget(self) -> object:
-        """A new ipywidgets control for the notebook (redraws when released, as before)."""
+        """A new ipywidgets control for the notebook (see :meth:`widget_arguments`)."""
         import ipywidgets
 
-        common = {"description": self.label}
-        if self.kind == "log":
-            return ipywidgets.FloatLogSlider(
-                value=self.default, base=10, min=self.minimum, max=self.maximum, step=self.step, **common
-            )
-        if self.kind == "float":
-            return ipywidgets.FloatSlider(
-                value=self.default, min=self.minimum, max=self.maximum, step=self.step, **common
-            )
-        if self.kind == "int":
-            return ipywidgets.IntSlider(value=self.default, min=self.minimum, max=self.maximum, **common)
-        if self.kind == "selection":
-            return ipywidgets.SelectionSlider(options=list(self.options), value=self.default, **common)
-        if self.kind == "dropdown":
-            return ipywidgets.Dropdown(options=list(self.options), value=self.default, **common)
-        if self.kind == "multiple":
-            return ipywidgets.SelectMultiple(options=list(self.options), value=self.default, **common)
-        return ipywidgets.Checkbox(value=self.default, **common)
+        from .widgets import CheckboxGroup
+
+        name, arguments = self.widget_arguments()
+        return (CheckboxGroup if name == "CheckboxGroup" else getattr(ipywidgets, name))(**arguments)
 
 
 @dataclass(frozen=True)
@@ -347,6 +359,7 @@ _DECLARATIONS = (
             ),
             _batch(64, (1, 4, 16, 64, 256, 1024, 4096)),
         ),
+        fixed={"view": (1.5, -0.2, 1.2)},  # without momentum no path crosses far left of θ₂ = 0
     ),
     InteractiveFigure(
         "sgd_risk",
@@ -470,18 +483,19 @@ _DECLARATIONS = (
         ),
     ),
     InteractiveFigure(
-        "optimizer_paths",
-        "nqm_lib.figures_adaptive:optimizer_paths_figure",
+        "optimiser_paths",
+        "nqm_lib.figures_adaptive:optimiser_paths_figure",
         (
             Control(
-                "optimizer", "optimizer", "Adam", "dropdown", options=("SGD", "AdaGrad", "RMSProp", "Adam")
+                "optimiser", "optimiser", "Adam", "dropdown", options=("SGD", "AdaGrad", "RMSProp", "Adam")
             ),
             _log_slider("lr", "η", 0.05, -3, 0.5, 0.05, 6),
             _batch(8, (1, 2, 4, 8, 16, 32, 64, 200), (1, 2, 8, 16, 64, 200)),
             _linear_slider("feature_mean", "μ", 2.0, 0.0, 3.0, 0.25, 7),
         ),
-        live=("optimizer", "lr", "batch_size"),
-        lesson="the optimizer and its step size η decide the path, on the chapter's problem (μ = 2)",
+        live=("optimiser", "lr", "batch_size"),
+        lesson="the optimiser and its step size η decide the path, on the chapter's problem (μ = 2)",
+        fixed={"feature_means": (0.0, 3.0)},  # the view holds the minimiser for every μ of the slider
     ),
     InteractiveFigure(
         "network_curve",

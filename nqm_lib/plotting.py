@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from .simulation import SimulationResult
 
 __all__ = [
+    "CEILING_FACTOR",
     "COORDINATE_COLORS",
     "FIGURE_WIDTH",
     "SMALLEST_FONT_SIZE",
@@ -29,12 +30,15 @@ __all__ = [
     "covariance_ellipse",
     "drawing_into",
     "label_risk_axes",
+    "mark_divergence",
+    "mark_path_exit",
     "message_figure",
     "new_figure",
     "plot_risk_by_coordinate",
     "plot_simulation",
     "plot_theory",
     "use_course_style",
+    "write_divergence",
 ]
 
 #: Colours of coordinates 1, 2, … (then the total risk in black).
@@ -128,9 +132,7 @@ def new_figure(
     use_course_style()
     fig = _TARGET_FIGURE.get()
     if fig is None:
-        fig, axes = plt.subplots(
-            nrows, ncols, figsize=(width, height), squeeze=False, layout="constrained"
-        )
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, layout="constrained")
         return fig, axes.ravel()
     for ax in fig.axes:
         ax.remove()  # before clear(), which would first reset every axes only to discard it
@@ -216,7 +218,7 @@ def covariance_ellipse(
 
 
 def message_figure(message: str, *, width: float = FIGURE_WIDTH, height: float = 4.0) -> Figure:
-    """A figure that shows ``message`` in the plot area (used for unstable widget settings)."""
+    """A figure that shows ``message`` in the plot area (for a widget setting that cannot be drawn)."""
     fig, (ax,) = new_figure(width=width, height=height)
     ax.set_axis_off()
     ax.text(
@@ -231,3 +233,114 @@ def message_figure(message: str, *, width: float = FIGURE_WIDTH, height: float =
         transform=ax.transAxes,
     )
     return fig
+
+
+#: How far above the top of a figure's fixed axes a diverging curve is still computed (the
+#: ``ceiling`` of :func:`~nqm_lib.theory.risk_curve_per_coordinate` is this factor times the
+#: top): enough for the drawn line to leave through the top edge, far below overflow.
+CEILING_FACTOR = 100.0
+
+
+def _divergence_text(ax: Axes, x: float, y: float, text: str, color: str, edge: str = "top") -> None:
+    """``text`` just inside the axes next to the point ``(x, y)`` on their ``edge``, clear of the edge.
+
+    Along a horizontal edge the text extends towards the middle of the axes (so it never runs
+    off the side), along a vertical edge it sits on the inner side.
+    """
+    (left, right), (bottom, top) = ax.get_xlim(), ax.get_ylim()
+    if ax.get_yscale() == "log":
+        bottom, top, y = np.log(bottom), np.log(top), np.log(y)
+    across = (x - left) / (right - left)
+    up = (y - bottom) / (top - bottom)
+    if edge in ("top", "bottom"):
+        dx, ha = (6, "left") if across < 0.6 else (-6, "right")
+        dy, va = (-6, "top") if edge == "top" else (6, "bottom")
+    else:
+        dx, ha = (6, "left") if edge == "left" else (-6, "right")
+        dy, va = (-6, "top") if up > 0.5 else (6, "bottom")
+    ax.annotate(
+        text,
+        (x, np.exp(y) if ax.get_yscale() == "log" else y),
+        xytext=(dx, dy),
+        textcoords="offset points",
+        ha=ha,
+        va=va,
+        fontsize=SMALLEST_FONT_SIZE + 1,
+        color=color,
+        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
+        annotation_clip=False,
+    )
+
+
+def write_divergence(ax: Axes, text: str, *, color: str = "black") -> None:
+    """Write ``text`` in the top left corner of ``ax`` (a divergence that leaves no mark of its own)."""
+    left, right = ax.get_xlim()
+    _divergence_text(ax, left + 0.01 * (right - left), ax.get_ylim()[1], text, color, "top")
+
+
+def mark_divergence(
+    ax: Axes, x: Sequence[float], y: Sequence[float], text: str, *, color: str = "black"
+) -> bool:
+    """Mark where the curve ``(x, y)`` leaves the top of ``ax``'s fixed y-range; return whether it does.
+
+    Call it after the axes' limits are set. A triangle sits on the top edge where the drawn
+    line crosses it (interpolated along the line, in log coordinates on a log axis) and
+    ``text`` (e.g. ``"diverges: ηh₁ = 2.5 ≥ 2"``) is written next to it, inside the axes.
+    A curve computed with a ``ceiling`` above the top leaves this way when it diverges; one
+    that grows too slowly to leave within the steps drawn gets ``text`` in the top left corner.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    top = ax.get_ylim()[1]
+    above = np.flatnonzero(y > top)
+    if above.size == 0:  # diverging too slowly to leave within the steps drawn: say so anyway
+        write_divergence(ax, text, color=color)
+        return False
+    k = int(above[0])
+    crossing = x[k]
+    if k > 0:
+        scale = np.log if ax.get_yscale() == "log" else (lambda v: v)
+        low, high = scale(y[k - 1]), scale(y[k])
+        crossing = x[k - 1] + (x[k] - x[k - 1]) * (scale(top) - low) / (high - low)
+    ax.plot([crossing], [top], "^", ms=8, color=color, mec="white", mew=0.8, clip_on=False, zorder=6)
+    _divergence_text(ax, crossing, top, text, color, "top")
+    return True
+
+
+def mark_path_exit(
+    ax: Axes, x: Sequence[float], y: Sequence[float], text: str, *, color: str = "black"
+) -> int:
+    """Draw an arrow where the path ``(x, y)`` first leaves ``ax``'s fixed view; return its points in view.
+
+    Call it after the limits are set. The arrow runs along the path's first segment that
+    crosses the edge, from its last point in view to the edge, and ``text`` (e.g.
+    ``"diverges: ηh₁ = 2.5 ≥ 2"``; none if empty) is written just inside the view. Returns
+    the number ``k`` of leading points in view (all of them if the path stays in view): draw
+    ``x[:k], y[:k]``, so that the jumps of a diverging path outside do not cross the view.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    (left, right), (bottom, top) = ax.get_xlim(), ax.get_ylim()
+    outside = np.flatnonzero((x < left) | (x > right) | (y < bottom) | (y > top))
+    if outside.size == 0 or outside[0] == 0:
+        return x.size if outside.size == 0 else 0
+    k = int(outside[0])
+    start, end = np.array([x[k - 1], y[k - 1]]), np.array([x[k], y[k]])
+    step = end - start
+    # the largest fraction of the segment that stays inside the view
+    sides = {0: ("left", "right"), 1: ("bottom", "top")}
+    limits = [(left, right), (bottom, top)]
+    fraction, side = min(
+        (((high if step[i] > 0 else low) - start[i]) / step[i], sides[i][int(step[i] > 0)])
+        for i, (low, high) in enumerate(limits)
+        if step[i]
+    )
+    point = start + fraction * step
+    ax.annotate(
+        "",
+        point,
+        xytext=start,
+        arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.5, "mutation_scale": 16},
+        annotation_clip=False,
+    )
+    if text:
+        _divergence_text(ax, point[0], point[1], text, color, side)
+    return k

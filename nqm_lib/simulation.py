@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dynamics import Hyperparams, check_stable
+from .dynamics import Hyperparams, check_stable, diverging_coordinates
 from .problem import NQM
 from .validation import check_batch_size, check_positive, check_steps
 
@@ -88,12 +88,20 @@ def _learning_rates(lr: float | np.ndarray, steps: int) -> np.ndarray:
 
 
 def _iterates(
-    problem: NQM, hp: Hyperparams, learning_rates: np.ndarray, trials: int, rng: np.random.Generator
+    problem: NQM,
+    hp: Hyperparams,
+    learning_rates: np.ndarray,
+    trials: int,
+    rng: np.random.Generator,
+    stopped: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the reported iterate ``θ̃_t`` (shape ``(trials, d)``) for t = 0..len(learning_rates).
 
     One step is ``torch.optim.SGD``'s: the velocity starts as the first gradient itself, then
     ``v ← βv + (1 − δ) g``; the step is along ``v`` (or ``g + βv`` with Nesterov momentum).
+    Coordinates the caller marks in ``stopped`` (a boolean array it may change between steps)
+    are set to 0 before each further step, so that a diverging coordinate stops growing; the
+    random numbers drawn do not change.
     """
     inverse_preconditioner = problem.h ** (-hp.precond_power)
     kept = 1.0 - hp.dampening
@@ -102,6 +110,10 @@ def _iterates(
     average = theta
     yield average
     for t, lr in enumerate(learning_rates):
+        if stopped is not None and stopped.any():
+            theta, velocity, average = theta.copy(), velocity.copy(), average.copy()
+            for state in (theta, velocity, average):
+                state[:, stopped] = 0.0
         gradient = _noisy_gradient(problem, theta, hp.batch_size, rng)
         if hp.precond_power:
             gradient *= inverse_preconditioner
@@ -118,14 +130,21 @@ def _iterates(
 
 
 def _settings(
-    problem: NQM, steps: int, lr: float | np.ndarray, **kwargs: object
+    problem: NQM, steps: int, lr: float | np.ndarray, ceiling: float | None, **kwargs: object
 ) -> tuple[int, np.ndarray, Hyperparams]:
-    """Validate the arguments shared by :func:`simulate` and :func:`sample_path`."""
+    """Validate the arguments shared by :func:`simulate` and :func:`sample_path`.
+
+    Without a ``ceiling``, an unstable setting raises
+    :class:`~nqm_lib.validation.InstabilityError`; with one, it is allowed.
+    """
     steps = check_steps(steps)
     learning_rates = _learning_rates(lr, steps)
     largest = float(learning_rates.max()) if steps else check_positive("lr", lr)
     hp = Hyperparams(largest, **kwargs)
-    check_stable(problem, hp)
+    if ceiling is None:
+        check_stable(problem, hp)
+    else:
+        check_positive("ceiling", ceiling)
     return steps, learning_rates, hp
 
 
@@ -142,6 +161,7 @@ def simulate(
     nesterov: bool = False,
     trials: int = 1000,
     seed: int = 0,
+    ceiling: float | None = None,
 ) -> SimulationResult:
     """Run ``trials`` independent copies of the optimiser for ``steps`` steps.
 
@@ -159,6 +179,12 @@ def simulate(
     ``(steps,)`` whose entry ``t`` is the learning rate of step ``t + 1`` (chapter 8); every
     entry must then be stable on its own. Raises ``ValueError`` for invalid settings and
     :class:`~nqm_lib.validation.InstabilityError` when the iteration would diverge.
+
+    ``ceiling`` opts in to unstable settings (figures that draw divergence), as in
+    :func:`~nqm_lib.theory.risk_curve_per_coordinate`: a diverging coordinate is simulated until
+    its mean risk first exceeds ``ceiling`` and reported as ``ceiling`` from that step on (a
+    constant: it adds nothing to ``risk_stderr``); the other coordinates and the random numbers
+    are those of the same run without a ceiling.
     """
     if isinstance(trials, bool) or not isinstance(trials, int | np.integer) or trials < 2:
         raise ValueError(f"trials must be an integer >= 2, got {trials!r}")
@@ -167,6 +193,7 @@ def simulate(
         problem,
         steps,
         lr,
+        ceiling,
         batch_size=batch_size,
         momentum=momentum,
         ema_decay=ema_decay,
@@ -176,7 +203,10 @@ def simulate(
     )
     rng = np.random.default_rng(seed)
     weights = 0.5 * problem.h * problem.counts
-    iterates = _iterates(problem, hp, learning_rates, trials, rng)
+    watched = np.zeros(problem.d, dtype=bool) if ceiling is None else diverging_coordinates(problem, hp)
+    stopped = np.zeros(problem.d, dtype=bool)  # diverging coordinates past the ceiling
+    held_from = np.full(problem.d, steps + 1)  # the step from which each one is held
+    iterates = _iterates(problem, hp, learning_rates, trials, rng, stopped if watched.any() else None)
     per_coordinate = np.empty((steps + 1, problem.d))
     risk = np.empty(steps + 1)
     risk_stderr = np.empty(steps + 1)
@@ -187,9 +217,19 @@ def simulate(
         stop = min(start + block.shape[0], steps + 1)
         for t in range(start, stop):
             block[t - start] = next(iterates)
+            if watched.any():  # stop a diverging coordinate before it can overflow
+                mean = weights[watched] * np.mean(block[t - start][:, watched] ** 2, axis=0)
+                passed = np.zeros_like(stopped)
+                passed[watched] = (mean > ceiling) & ~stopped[watched]
+                held_from[passed] = t
+                stopped |= passed
+                block[t - start][:, stopped] = 0.0  # held: a constant, added below
         per_coordinate[start:stop], risk[start:stop], risk_stderr[start:stop] = _risk_moments(
             weights, block[: stop - start]
         )
+    for i in np.flatnonzero(stopped):
+        per_coordinate[held_from[i] :, i] = ceiling
+        risk[held_from[i] :] += ceiling
     return SimulationResult(
         risk=risk, risk_per_coordinate=per_coordinate, risk_stderr=risk_stderr, trials=trials
     )
@@ -207,12 +247,16 @@ def sample_path(
     dampening: float = 0.0,
     nesterov: bool = False,
     seed: int = 0,
+    ceiling: float | None = None,
 ) -> np.ndarray:
     """The iterates ``θ̃_0, …, θ̃_steps`` of one seeded run, shape ``(steps + 1, d)`` (chapters 2–3).
 
     The same optimiser as :func:`simulate` (same arguments, same validation); the path of a
     problem with ``c = 0`` is that of noise-free gradient descent (or heavy ball). Chapters 2
-    and 3 draw such paths over the loss contours of the ``(θ₁, θ₂)`` plane.
+    and 3 draw such paths over the loss contours of the ``(θ₁, θ₂)`` plane. ``ceiling`` opts
+    in to unstable settings: the path of a diverging setting ends at its first iterate whose
+    loss ``L(θ̃)`` exceeds ``ceiling`` (it has fewer rows), before it can overflow; a stable
+    setting's path is unaffected.
 
     Examples
     --------
@@ -226,6 +270,7 @@ def sample_path(
         problem,
         steps,
         lr,
+        ceiling,
         batch_size=batch_size,
         momentum=momentum,
         ema_decay=ema_decay,
@@ -233,8 +278,13 @@ def sample_path(
         dampening=dampening,
         nesterov=nesterov,
     )
-    iterates = _iterates(problem, hp, learning_rates, 1, np.random.default_rng(seed))
-    return np.array([theta[0] for theta in iterates])
+    stops = ceiling is not None and bool(np.any(diverging_coordinates(problem, hp)))
+    path = []
+    for theta in _iterates(problem, hp, learning_rates, 1, np.random.default_rng(seed)):
+        path.append(theta[0])
+        if stops and problem.loss(theta[0]) > ceiling:
+            break
+    return np.array(path)
 
 
 def trajectory_risk(problem: NQM, trajectory: object) -> SimulationResult:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dynamics import AVERAGE, Hyperparams, LinearSystem, check_stable, linear_system
+from .dynamics import AVERAGE, Hyperparams, LinearSystem, check_stable, diverging_coordinates, linear_system
 from .formulas import sgd_risk, sgd_steady_state_risk
 from .problem import NQM
-from .validation import check_steps
+from .validation import check_positive, check_steps
 
 __all__ = [
     "first_minimum",
@@ -84,6 +84,7 @@ def risk_curve_per_coordinate(
     precond_power: float = 0.0,
     dampening: float = 0.0,
     nesterov: bool = False,
+    ceiling: float | None = None,
 ) -> np.ndarray:
     """Exact expected risk of each coordinate, ``counts_i · E[½ h_i θ̃_i(t)²]``, t = 0..steps.
 
@@ -91,10 +92,23 @@ def risk_curve_per_coordinate(
     :func:`risk_curve`. With ``ema_decay > 0`` it is the risk of the averaged iterate ``θ̃``.
     Raises ``ValueError`` for invalid settings and
     :class:`~nqm_lib.validation.InstabilityError` if the iteration diverges.
+
+    ``ceiling`` is the opt-in of figures that draw divergence: with it, an unstable setting
+    does not raise. Each diverging coordinate (:func:`~nqm_lib.dynamics.diverging_coordinates`)
+    is computed exactly until its risk first exceeds ``ceiling`` and reported as ``ceiling``
+    from that step on, so the result stays finite (a figure whose axes end below ``ceiling``
+    shows the curve leaving through the top); the other coordinates are unaffected.
     """
     steps = check_steps(steps)
     hp = Hyperparams(lr, batch_size, momentum, ema_decay, precond_power, dampening, nesterov)
+    if ceiling is not None:
+        return _risk_with_ceiling(problem, hp, steps, check_positive("ceiling", ceiling))
     check_stable(problem, hp)
+    return _stable_risk_per_coordinate(problem, hp, steps)
+
+
+def _stable_risk_per_coordinate(problem: NQM, hp: Hyperparams, steps: int) -> np.ndarray:
+    """:func:`risk_curve_per_coordinate` of a stable setting (closed form or moment recursion)."""
     if hp.is_plain_sgd:
         per_coordinate = sgd_risk(
             problem.h,
@@ -121,13 +135,15 @@ def risk_curve(
     precond_power: float = 0.0,
     dampening: float = 0.0,
     nesterov: bool = False,
+    ceiling: float | None = None,
 ) -> np.ndarray:
     """Exact expected excess risk ``E[L(θ_t)]`` for t = 0..steps (shape ``(steps + 1,)``).
 
     Covers plain SGD (closed form), heavy-ball momentum ``β`` (PyTorch convention; also with
     ``dampening`` δ or ``nesterov=True``, exactly as ``torch.optim.SGD`` steps them),
     an EMA ``γ`` of the iterates (then the risk of the average ``θ̃``), the preconditioner
-    ``P = H^p`` and every combination (exact second-moment recursion).
+    ``P = H^p`` and every combination (exact second-moment recursion). ``ceiling`` opts in to
+    unstable settings, as in :func:`risk_curve_per_coordinate`.
 
     Examples
     --------
@@ -148,6 +164,7 @@ def risk_curve(
         precond_power=precond_power,
         dampening=dampening,
         nesterov=nesterov,
+        ceiling=ceiling,
     )
     return per_coordinate.sum(axis=1)
 
@@ -162,10 +179,27 @@ def steady_state_risk_per_coordinate(
     precond_power: float = 0.0,
     dampening: float = 0.0,
     nesterov: bool = False,
+    ceiling: float | None = None,
 ) -> np.ndarray:
-    """Limit ``t → ∞`` of :func:`risk_curve_per_coordinate` (shape ``(problem.d,)``)."""
+    """Limit ``t → ∞`` of :func:`risk_curve_per_coordinate` (shape ``(problem.d,)``).
+
+    With ``ceiling`` (the opt-in of :func:`risk_curve_per_coordinate`), a diverging coordinate,
+    whose risk grows without bound, is reported as ``ceiling`` instead of raising.
+    """
     hp = Hyperparams(lr, batch_size, momentum, ema_decay, precond_power, dampening, nesterov)
+    if ceiling is not None:
+        ceiling = check_positive("ceiling", ceiling)
+        diverging = diverging_coordinates(problem, hp)
+        floors = np.full(problem.d, ceiling)
+        if not np.all(diverging):
+            floors[~diverging] = _stable_floor(_coordinates(problem, ~diverging), hp)
+        return floors
     check_stable(problem, hp)
+    return _stable_floor(problem, hp)
+
+
+def _stable_floor(problem: NQM, hp: Hyperparams) -> np.ndarray:
+    """:func:`steady_state_risk_per_coordinate` of a stable setting."""
     if hp.is_plain_sgd:
         floor = sgd_steady_state_risk(
             problem.h, problem.c, lr=hp.lr, batch_size=hp.batch_size, precond_power=hp.precond_power
@@ -201,6 +235,51 @@ def steady_state_risk(
             nesterov=nesterov,
         ).sum()
     )
+
+
+def _coordinates(problem: NQM, keep: np.ndarray) -> NQM:
+    """The NQM made of the coordinates ``keep`` of ``problem`` (they move independently)."""
+    sigma = None if problem.sigma is None else problem.sigma[keep]
+    return NQM(
+        problem.h[keep], problem.c[keep], problem.theta0[keep], counts=problem.counts[keep], sigma=sigma
+    )
+
+
+def _risk_with_ceiling(problem: NQM, hp: Hyperparams, steps: int, ceiling: float) -> np.ndarray:
+    """:func:`risk_curve_per_coordinate` with its ``ceiling``: diverging coordinates held at ``ceiling``.
+
+    The stable coordinates take the usual exact path. The diverging ones run the moment
+    recursion forward, ``E[x'] = A E[x]`` and ``Cov[x'] = A Cov[x] Aᵀ + σ̃² b bᵀ`` (PyTorch's
+    first step with its own ``A₀, b₀``), and each stops growing once its risk passes ``ceiling``.
+    """
+    diverging = diverging_coordinates(problem, hp)
+    risk = np.empty((steps + 1, problem.d))
+    if not np.all(diverging):
+        risk[:, ~diverging] = _stable_risk_per_coordinate(_coordinates(problem, ~diverging), hp, steps)
+    if not np.any(diverging):
+        return risk
+    part = _coordinates(problem, diverging)
+    system = linear_system(part, hp)
+    weight = 0.5 * part.h * part.counts * part.theta0**2  # risk per unit second moment of θ̃/θ(0)
+    noise_weight = 0.5 * part.h * part.counts * system.noise_var
+    mean = np.broadcast_to(system.start, (part.d, system.A.shape[1])).copy()  # E[x] / θ(0)
+    covariance = np.zeros((part.d, *system.A.shape[1:]))  # Cov[x] / σ̃²
+    held = np.zeros(part.d, dtype=bool)
+    values = np.empty((steps + 1, part.d))
+    for t in range(steps + 1):
+        values[t] = weight * mean[:, AVERAGE] ** 2 + noise_weight * covariance[:, AVERAGE, AVERAGE]
+        held |= values[t] > ceiling
+        values[t, held] = ceiling
+        mean[held], covariance[held] = 0.0, 0.0  # a held coordinate is no longer computed
+        A, b = (
+            (system.first_A, system.first_b)
+            if t == 0 and system.first_A is not None
+            else (system.A, system.b)
+        )
+        mean = np.einsum("dij,dj->di", A, mean)
+        covariance = np.einsum("dij,djk,dlk->dil", A, covariance, A) + np.einsum("di,dj->dij", b, b)
+    risk[:, diverging] = values
+    return risk
 
 
 def first_minimum(values: object, *, rtol: float = 1e-9) -> int:

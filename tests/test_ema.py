@@ -460,9 +460,12 @@ def test_ema_risk_figure_plots_exact_sgd_ema_bound_floors_and_monte_carlo(values
     assert len(ax.get_legend().get_texts()) == 5
 
 
-def test_ema_risk_figure_rejects_unstable_and_invalid_settings():
-    with pytest.raises(InstabilityError, match="lr"):
-        ema_risk_figure(lr=0.05, steps=10, trials=4)
+def test_ema_risk_figure_draws_unstable_and_rejects_invalid_settings():
+    (ax,) = ema_risk_figure(lr=0.05, steps=10, trials=4).axes  # η h_1 = 2.5 ≥ 2
+    assert [text.get_text() for text in ax.texts] == ["SGD and its EMA diverge: ηh₁ = 2.5 ≥ 2"]
+    assert "SGD diverges" in ax.get_title()
+    for line in ax.lines:
+        assert np.all(np.isfinite(np.asarray(line.get_xydata(), dtype=float)))
     with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\), got 1\.0"):
         ema_risk_figure(ema_decay=1.0, steps=10, trials=4)
 

@@ -6,22 +6,36 @@
   to that setting: drawn again by a fresh :class:`~nqm_lib.widgets.Explorer`, pixel for pixel
   before the 256-colour encoding, and within a stated tolerance after it.
 * The frame index the page computes (strides) matches the order the frames are drawn in.
+* Fixed axes (issue 19): every frame of every declaration, and the notebook's continuous range
+  of every control, keeps the axes of the default figure (limits, scales, ticks, and in the
+  widget their place); no setting on a site grid or a slider is a message card, none warns, and
+  an unstable setting is drawn leaving the axes with its broken condition written there.
+* The notebook side (issue 24): ``explore``'s three outputs, a readable fallback before the
+  cells run, checkboxes for multiple choices, messages in the controls' symbols, and only
+  constructor arguments that ipywidgets 7 (Colab) accepts.
 """
 
 import ast
+import inspect
 import io
+import warnings
 from pathlib import Path
 
 import ipywidgets
+import matplotlib.pyplot as plt
 import nbformat
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.text import Annotation
 from PIL import Image
 
 from book_ext.live_figures import encode_png, figure_of_source, frame_folder_name, library_digest
 from nqm_lib import widgets
 from nqm_lib.interactive import FIGURES, Control, InteractiveFigure, declaration, site_grid
-from nqm_lib.widgets import Explorer, explore, frame_images
+from nqm_lib.plotting import drawing_into
+from nqm_lib.widgets import CheckboxGroup, Explorer, explore, frame_images
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -165,7 +179,7 @@ def _fresh_render(figure, values):
 
 
 # A few frames of three figures: the first, the default and the last (which, for sgd_risk,
-# is an unstable setting: η = 0.06 > 2/h₁, so the frame is the notebook's message).
+# is an unstable setting: η = 0.06 > 2/h₁, drawn leaving the top of the axes).
 SAMPLES = {"sgd_risk": None, "minibatch_noise": None, "landscape": None}
 
 
@@ -185,15 +199,151 @@ def test_site_frames_are_what_the_notebook_draws_for_that_setting(figure_id):
         assert np.mean(difference.max(axis=2) <= 16) > 0.99, f"{figure_id} frame {index}"
 
 
-def test_an_unstable_setting_gives_the_notebooks_message_frame():
+def test_an_unstable_site_frame_is_the_drawn_divergence_the_notebook_shows():
     figure = FIGURES["sgd_risk"]
     index = figure.frame_index(lr=0.06, batch_size=1)
-    (_, rgb), = frame_images(figure, [index])
+    ((_, rgb),) = frame_images(figure, [index])
     explorer = Explorer(figure.figure_function, {}, figure.defaults)
     explorer.draw()
-    message = explorer.figure(lr=0.06, batch_size=1)
-    assert len(message.axes) == 1 and "Cannot draw these settings" in message.axes[0].texts[0].get_text()
+    (ax,) = explorer.figure(lr=0.06, batch_size=1).axes
+    assert ax.axison and [text.get_text() for text in ax.texts] == ["diverges: ηh₁ = 3 ≥ 2"]
     assert np.array_equal(rgb, _fresh_render(figure, {**figure.defaults, "lr": 0.06}))
+
+
+# ---------------------------------------------------------------- fixed axes, divergence drawn (issue 19)
+
+#: Fewer Monte Carlo runs for the tests that draw every frame and every control's range: the axes,
+#: the absence of message cards and of warnings do not depend on how many runs are averaged.
+FEW_RUNS = {"trials": 4, "runs": 4, "draws": 50}
+
+
+def axes_state(fig):
+    """What must not move when a control moves: every axes' scales, limits and major ticks."""
+    return [
+        (
+            ax.get_xscale(),
+            ax.get_yscale(),
+            tuple(ax.get_xlim()),
+            tuple(ax.get_ylim()),
+            tuple(ax.xaxis.get_majorticklocs()),
+            tuple(ax.yaxis.get_majorticklocs()),
+        )
+        for ax in fig.axes
+    ]
+
+
+def assert_a_drawn_figure(fig, where):
+    """Not a message card: every axes is shown, and everything plotted is finite."""
+    assert fig.axes and all(ax.axison for ax in fig.axes), f"{where}: a message card, not a figure"
+    for ax in fig.axes:
+        for line in ax.lines:
+            assert np.all(np.isfinite(np.asarray(line.get_xydata(), dtype=float))), f"{where}: {line}"
+
+
+def control_values(control):
+    """The site values of a control and the two ends of its notebook widget's range."""
+    values = list(control.site_values)
+    if control.kind == "log":
+        values += [10**control.minimum, 10**control.maximum]
+    elif control.kind in ("float", "int"):
+        values += [control.minimum, control.maximum]
+    elif control.kind in ("selection", "dropdown"):
+        options = [o[1] if isinstance(o, tuple) else o for o in control.options]
+        values += [options[0], options[-1]]
+    return list(dict.fromkeys(values))
+
+
+@pytest.mark.parametrize("figure_id", list(FIGURES))
+def test_every_site_frame_is_drawn_without_warnings_on_the_default_axes(figure_id):
+    figure = FIGURES[figure_id]
+    function = figure.figure_function
+    few = {name: value for name, value in FEW_RUNS.items() if name in inspect.signature(function).parameters}
+    target = Figure()
+    FigureCanvasAgg(target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with drawing_into(target):
+            reference = axes_state(function(**figure.defaults, **few))
+        for index, values in figure.frames():
+            with drawing_into(target):
+                fig = function(**values, **few)  # a ValueError here would be a message card
+            assert_a_drawn_figure(fig, f"{figure_id} frame {index}")
+            assert axes_state(fig) == reference, f"{figure_id} frame {index} {values}: the axes moved"
+
+
+@pytest.mark.parametrize("figure_id", list(FIGURES))
+def test_the_widget_keeps_its_axes_over_every_control_and_both_ends_of_its_range(figure_id):
+    figure = FIGURES[figure_id]
+    function = figure.figure_function
+    few = {name: value for name, value in FEW_RUNS.items() if name in inspect.signature(function).parameters}
+    explorer = Explorer(function, {}, {**figure.defaults, **few})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = explorer.figure()
+        explorer.draw()
+        reference = axes_state(fig), [ax.get_position().bounds for ax in fig.axes]
+        for control in figure.controls:
+            for value in control_values(control):
+                explorer.draw(**{control.name: value})
+                where = f"{figure_id}: {control.name} = {value!r}"
+                assert_a_drawn_figure(fig, where)
+                state = axes_state(fig), [ax.get_position().bounds for ax in fig.axes]
+                assert state == reference, f"{where}: the axes moved"
+
+
+UNSTABLE = [
+    ("sgd_risk", {"lr": 0.06}, "diverges: ηh₁ = 3 ≥ 2"),
+    ("momentum_risk", {"lr": 0.1}, "diverges: ηh₁ = 5 ≥ 2(1 + β) = 3.6"),
+    ("momentum_risk", {"lr": 0.05}, "SGD diverges: ηh₁ = 2.5 ≥ 2"),
+    ("ema_risk", {"lr": 0.045}, "SGD and its EMA diverge: ηh₁ = 2.25 ≥ 2"),
+    ("preconditioned_risk", {"lr": 2.5}, "diverges: ηh₁¹⁻ᵖ = 2.5 ≥ 2"),
+    ("optimiser_paths", {"optimiser": "SGD", "lr": 10**0.5}, "diverges: ηh₁ = 17.4 ≥ 2"),
+]
+
+
+@pytest.mark.parametrize(("figure_id", "values", "text"), UNSTABLE)
+def test_an_unstable_curve_leaves_the_top_of_its_axes_where_its_condition_is_written(figure_id, values, text):
+    figure = FIGURES[figure_id]
+    fig = figure.figure_function(**{**figure.defaults, **values})
+    (ax,) = [ax for ax in fig.axes if any(line.get_marker() == "^" for line in ax.lines)]
+    assert text in [t.get_text() for t in ax.texts]
+    top = ax.get_ylim()[1]
+    (marker,) = [line for line in ax.lines if line.get_marker() == "^"]
+    assert marker.get_ydata()[0] == top and not marker.get_clip_on()  # on the top edge
+    curves = [line for line in ax.lines if len(line.get_ydata()) > 2]
+    assert max(np.max(line.get_ydata()) for line in curves) > top  # something leaves
+    assert_a_drawn_figure(fig, f"{figure_id} {values}")
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    ("figure_id", "values", "text", "arrows"),
+    [
+        ("sgd_path", {"lr": 0.06}, "GD, SGD diverge: ηh₁ = 3 ≥ 2", 2),
+        ("momentum_path", {"lr": 0.05, "momentum": 0.9}, "GD, SGD diverge: ηh₁ = 2.5 ≥ 2", 2),
+        (
+            "momentum_path",
+            {"lr": 0.1, "momentum": 0.5},
+            "GD, SGD, momentum diverge: ηh₁ = 5 ≥ 2(1 + β) = 3",
+            3,
+        ),
+        ("optimiser_paths", {"optimiser": "SGD", "lr": 10**0.5}, "diverges: ηh₁ = 17.4 ≥ 2", 3),
+    ],
+)
+def test_a_diverging_path_leaves_the_view_with_an_arrow(figure_id, values, text, arrows):
+    figure = FIGURES[figure_id]
+    fig = figure.figure_function(**{**figure.defaults, **values})
+    ax = fig.axes[0]
+    drawn = [a for a in ax.texts if isinstance(a, Annotation) and a.arrow_patch is not None]
+    assert len(drawn) == arrows
+    (left, right), (bottom, top) = ax.get_xlim(), ax.get_ylim()
+    for arrow in drawn:  # each arrow ends on the edge of the view
+        x, y = arrow.xy
+        on_edge = np.isclose([x, x, y, y], [left, right, bottom, top], rtol=0, atol=1e-9)
+        assert on_edge.any() and left - 1e-9 <= x <= right + 1e-9 and bottom - 1e-9 <= y <= top + 1e-9
+    assert text in [t.get_text() for t in ax.texts]
+    assert_a_drawn_figure(fig, f"{figure_id} {values}")
+    plt.close(fig)
 
 
 def test_frames_are_cached_under_a_key_of_the_declaration_and_the_library():
@@ -220,3 +370,104 @@ def test_built_site_frames_equal_a_fresh_render(built_site):
                 Image.open(io.BytesIO(encode_png(_fresh_render(figure, frames[index])))).convert("RGB")
             )
             assert np.array_equal(shown, expected), f"{figure_id}: site frame {index} is not a fresh render"
+
+
+# ---------------------------------------------------------------- the notebook side (issue 24)
+
+
+def test_explore_writes_a_note_a_fallback_for_the_controls_and_the_default_figure_in_that_order(monkeypatch):
+    outputs = []
+    monkeypatch.setattr(widgets, "display", lambda obj, raw=False: outputs.append((obj, raw)))
+    monkeypatch.setattr(widgets.DisplayHandle, "display", lambda self, obj: outputs.append((obj, False)))
+    explore("momentum_risk")
+    (note, _), (controls, raw), (image, _) = outputs
+    assert note.data == (
+        "**Interactive figure**: change η, β or B with the controls below, and the figure is redrawn."
+    )
+    assert raw and set(controls) == {widgets.WIDGET_VIEW, "text/plain"}
+    view = controls[widgets.WIDGET_VIEW]
+    assert view["version_major"] == 2 and isinstance(view["model_id"], str) and view["model_id"]
+    fallback = controls["text/plain"]
+    assert fallback == (
+        "Run the cells above and this one to get the controls for η, β and B; until then the figure "
+        "below shows their default values."
+    )
+    assert "HBox" not in fallback and fallback.count(".") == 1  # one sentence, no Python repr
+    assert image.data.startswith(b"\x89PNG")
+
+
+def test_multiple_choices_are_checkboxes_that_keep_the_selected_tuple():
+    figure = FIGURES["steps_vs_batch"]
+    group = figure.widgets()["precond_powers"]
+    assert isinstance(group, CheckboxGroup) and group.description == "p"
+    boxes = [child for child in group.children if isinstance(child, ipywidgets.Checkbox)]
+    assert [box.description for box in boxes] == ["p = 0", "p = 0.25", "p = 0.5", "p = 0.75"]
+    assert [box.value for box in boxes] == [True, False, False, False] and group.value == (0.0,)
+    seen = []
+    group.observe(lambda change: seen.append(change["new"]), names="value")
+    boxes[2].value = True  # one click adds a power: no hidden Ctrl-click
+    boxes[0].value = False
+    assert seen == [(0.0, 0.5), (0.5,)] and group.value == (0.5,)
+    group.value = (0.25, 0.75)
+    assert [box.value for box in boxes] == [False, True, False, True]
+
+
+def test_the_message_card_is_one_sentence_in_the_controls_symbols_without_a_break_in_an_expression():
+    controls = {"methods": CheckboxGroup(("SGD", "momentum"), ("SGD",), "methods")}
+    explorer = Explorer(FIGURES["steps_vs_batch"].figure_function, controls)
+    (ax,) = explorer.figure(methods=()).axes
+    assert ax.texts[0].get_text() == (
+        "These settings cannot be drawn: select at least one entry of methods (from SGD, momentum, EMA)."
+    )
+    explorer = Explorer(
+        FIGURES["gradient_noise"].figure_function, {"batch_size": ipywidgets.IntSlider(description="B")}
+    )
+    (ax,) = explorer.figure(batch_size=0).axes
+    assert (
+        ax.texts[0].get_text() == "These settings cannot be drawn: B must be an integer\u00a0≥\u00a01, got 0."
+    )
+
+
+#: Constructor arguments of the ipywidgets 7 classes the course builds (ipywidgets 7.2–7.8,
+#: the versions Colab has shipped: ``widget_float.py``, ``widget_int.py``, ``widget_selection.py``,
+#: ``widget_bool.py``, ``widget_string.py``, ``widget_box.py``, ``widget_layout.py``). A trait added
+#: in ipywidgets 8 (``tooltip``, ``behavior``) would fail on Colab.
+IPYWIDGETS_7 = {
+    "FloatLogSlider": {"value", "min", "max", "step", "base", "description", "continuous_update",
+                       "orientation", "readout", "readout_format", "disabled", "layout", "style"},
+    "FloatSlider": {"value", "min", "max", "step", "description", "continuous_update", "orientation",
+                    "readout", "readout_format", "disabled", "layout", "style"},
+    "IntSlider": {"value", "min", "max", "step", "description", "continuous_update", "orientation",
+                  "readout", "readout_format", "disabled", "layout", "style"},
+    "SelectionSlider": {"options", "value", "index", "label", "description", "continuous_update",
+                        "orientation", "readout", "disabled", "layout", "style"},
+    "Dropdown": {"options", "value", "index", "label", "description", "disabled", "layout", "style"},
+    "Checkbox": {"value", "description", "indent", "disabled", "layout", "style"},
+    "Label": {"value", "description", "placeholder", "layout", "style"},
+    "HBox": {"children", "box_style", "layout"},
+    "Layout": {"width", "height", "flex_flow", "align_items", "justify_content", "margin", "padding"},
+}  # fmt: skip
+
+
+def test_every_widget_explore_builds_uses_only_arguments_ipywidgets_7_accepts(monkeypatch):
+    calls = []
+    for name in IPYWIDGETS_7:
+        cls = getattr(ipywidgets, name)
+        original = cls.__init__
+
+        def recording(self, *args, __name=name, __original=original, **kwargs):
+            calls.append((__name, args, kwargs))
+            __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", recording)
+    monkeypatch.setattr(widgets, "display", lambda *objects, **kwargs: None)
+    monkeypatch.setattr(Explorer, "image", lambda self, **overrides: None)
+    for figure in FIGURES.values():
+        explore(figure)
+    kinds = {name for name, _, _ in calls}
+    assert {"Checkbox", "Label", "HBox", "Layout", "FloatLogSlider", "Dropdown", "SelectionSlider"} <= kinds
+    for name, args, kwargs in calls:
+        assert not args, f"{name}{args}: positional arguments differ between ipywidgets 7 and 8"
+        assert set(kwargs) <= IPYWIDGETS_7[name], (
+            f"{name}: {set(kwargs) - IPYWIDGETS_7[name]} not in ipywidgets 7"
+        )

@@ -376,22 +376,22 @@ def test_preconditioned_risk_figure_omits_sgd_when_only_sgd_is_unstable():
     assert "SGD unstable" in ax.get_title()
 
 
-def test_preconditioned_risk_figure_raises_for_unstable_or_invalid_settings():
-    with pytest.raises(InstabilityError, match="choose lr < 2"):
-        preconditioned_risk_figure(lr=2.5, **FAST)
+def test_preconditioned_risk_figure_draws_unstable_and_rejects_invalid_settings():
+    fig = preconditioned_risk_figure(lr=2.5, **FAST)  # η h̃_1 = 2.5 ≥ 2 for every p here
+    assert [text.get_text() for text in fig.axes[0].texts] == ["diverges: ηh₁¹⁻ᵖ = 2.5 ≥ 2"]
+    for line in fig.axes[0].lines:
+        assert np.all(np.isfinite(np.asarray(line.get_xydata(), dtype=float)))
     with pytest.raises(ValueError, match="precond_power"):
         preconditioned_risk_figure(precond_power=1.5, **FAST)
     with pytest.raises(ValueError, match="batch_size"):
         preconditioned_risk_figure(batch_size=0, **FAST)
 
 
-def test_preconditioned_risk_figure_in_explorer_shows_the_message_instead_of_data():
+def test_preconditioned_risk_figure_in_explorer_draws_an_unstable_setting():
     controls = {"lr": ipywidgets.FloatLogSlider(value=2.5, base=10, min=-3, max=0.4)}
     explorer = Explorer(preconditioned_risk_figure, controls, fixed=FAST)
     fig = explorer.figure()
-    (ax,) = fig.axes
-    assert len(ax.lines) == 0 and len(ax.patches) == 0 and len(ax.collections) == 0
-    assert "unstable" in ax.texts[0].get_text()
+    assert len(fig.axes) == 2 and "diverges" in fig.axes[0].texts[0].get_text()
     assert len(explorer.figure(lr=0.1).axes) == 2
 
 

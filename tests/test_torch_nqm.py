@@ -335,9 +335,13 @@ def test_minibatch_noise_figure_draws_both_schemes(values):
     plt.close(fig)
 
 
-def test_minibatch_noise_figure_rejects_a_batch_larger_than_the_training_set():
-    with pytest.raises(ValueError, match="batch_size"):
-        minibatch_noise_figure(batch_size=65, n_examples=64)
+def test_minibatch_noise_figure_draws_only_with_replacement_for_a_batch_larger_than_the_training_set():
+    left, right = minibatch_noise_figure(batch_size=65, n_examples=64).axes
+    assert "cannot be drawn" in left.texts[0].get_text()
+    dots = [line for line in right.lines if line.get_marker() == "o" and len(line.get_xdata())]
+    measured = [line.get_xdata()[0] for line in dots]
+    assert measured == [65]  # with replacement only
+    plt.close("all")
 
 
 # ---------------------------------------------------------------- the training loop
