@@ -315,8 +315,6 @@ def _subsets(options: Sequence[object]) -> tuple[tuple, ...]:
 _THETAS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 _METHODS = ("SGD", "momentum", "EMA")  # nqm_lib.figures_batch_size.METHODS
 _PRECOND_POWERS = (0.0, 0.25, 0.5, 0.75)  # nqm_lib.figures_batch_size.PRECOND_POWERS
-#: Each power alone, p = 0 beside a larger one, and all four (8 of the 15 possible subsets).
-_PRECOND_SETS = ((0.0,), (0.25,), (0.5,), (0.75,), (0.0, 0.5), (0.0, 0.75), (0.25, 0.75), _PRECOND_POWERS)
 _NETWORK_OPTIMISERS = {  # nqm_lib.figures_network.OPTIMISERS
     "sgd": "SGD",
     "momentum 0.9": "momentum β = 0.9",
@@ -447,7 +445,7 @@ _DECLARATIONS = (
                 "methods",
                 ("SGD", "momentum", "EMA"),
                 "multiple",
-                _subsets(_METHODS),
+                _subsets(_METHODS),  # every set the site's check boxes can make
                 options=_METHODS,
             ),
             Control(
@@ -455,7 +453,7 @@ _DECLARATIONS = (
                 "p",
                 (0.0,),
                 "multiple",
-                _PRECOND_SETS,
+                _subsets(_PRECOND_POWERS),  # every set the site's check boxes can make
                 options=tuple((f"p = {p:g}", p) for p in _PRECOND_POWERS),
             ),
             Control("show_critical", "critical B", True, "checkbox"),
@@ -474,14 +472,14 @@ _DECLARATIONS = (
         "nqm_lib.figures_adaptive:optimizer_paths_figure",
         (
             Control(
-                "optimizer", "optimizer", "Adam", "dropdown", options=("SGD", "AdaGrad", "RMSProp", "Adam")
+                "optimizer", "optimiser", "Adam", "dropdown", options=("SGD", "AdaGrad", "RMSProp", "Adam")
             ),
             _log_slider("lr", "η", 0.05, -3, 0.5, 0.05, 6),
             _batch(8, (1, 2, 4, 8, 16, 32, 64, 200), (1, 2, 8, 16, 64, 200)),
             _linear_slider("feature_mean", "μ", 2.0, 0.0, 3.0, 0.25, 7),
         ),
         live=("optimizer", "lr", "batch_size"),
-        lesson="the optimizer and its step size η decide the path, on the chapter's problem (μ = 2)",
+        lesson="the optimiser and its step size η decide the path on the chapter's problem",
     ),
     InteractiveFigure(
         "network_curve",
