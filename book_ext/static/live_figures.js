@@ -35,14 +35,25 @@ document.querySelectorAll(".nqm-live").forEach((figure) => {
     const live = controls.map((c) => setting(c.dataset.label, text(c)));
     return [...live, ...(figure.dataset.fixed ? [figure.dataset.fixed] : [])].join(", ");
   };
+  // Grid positions one move away on a control: its neighbours on a range, the other options of
+  // radio buttons or a switch, each box toggled in a set (if the site drew that set).
+  const reachable = (control) => {
+    const here = position(control);
+    const count = JSON.parse(control.dataset.texts).length;
+    if (control.dataset.kind === "range") return [here - 1, here + 1].filter((p) => p >= 0 && p < count);
+    if (control.dataset.kind !== "set") return [...Array(count).keys()].filter((p) => p !== here);
+    const values = checked(control);
+    return Array.from(control.querySelectorAll("input"))
+      .map((box) => Number(box.value))
+      .map((v) => position(control, values.includes(v) ? values.filter((x) => x !== v) : [...values, v]))
+      .filter((p) => p >= 0);
+  };
+  // Load the frames one move away, so that the next move shows its frame at once.
   const neighbours = () => {
-    // Frames one step away along each range control: the next ones shown.
     const current = index();
-    controls.filter((c) => c.dataset.kind === "range").forEach((control) => {
-      const input = control.querySelector("input");
-      const stride = Number(control.dataset.stride);
-      if (Number(input.value) > 0) load(current - stride);
-      if (Number(input.value) < Number(input.max)) load(current + stride);
+    controls.forEach((control) => {
+      const here = position(control);
+      reachable(control).forEach((p) => load(current + (p - here) * Number(control.dataset.stride)));
     });
   };
   const update = (event) => {
