@@ -445,7 +445,7 @@ _DECLARATIONS = (
                 "methods",
                 ("SGD", "momentum", "EMA"),
                 "multiple",
-                _subsets(_METHODS),  # every set the site's check boxes can make
+                _subsets(_METHODS),
                 options=_METHODS,
             ),
             Control(
@@ -472,14 +472,14 @@ _DECLARATIONS = (
         "nqm_lib.figures_adaptive:optimizer_paths_figure",
         (
             Control(
-                "optimizer", "optimiser", "Adam", "dropdown", options=("SGD", "AdaGrad", "RMSProp", "Adam")
+                "optimizer", "optimizer", "Adam", "dropdown", options=("SGD", "AdaGrad", "RMSProp", "Adam")
             ),
             _log_slider("lr", "η", 0.05, -3, 0.5, 0.05, 6),
             _batch(8, (1, 2, 4, 8, 16, 32, 64, 200), (1, 2, 8, 16, 64, 200)),
             _linear_slider("feature_mean", "μ", 2.0, 0.0, 3.0, 0.25, 7),
         ),
         live=("optimizer", "lr", "batch_size"),
-        lesson="the optimiser and its step size η decide the path on the chapter's problem",
+        lesson="the optimizer and its step size η decide the path, on the chapter's problem (μ = 2)",
     ),
     InteractiveFigure(
         "network_curve",
