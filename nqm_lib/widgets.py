@@ -14,7 +14,6 @@ swaps these frames when a control moves.
 
 from __future__ import annotations
 
-import functools
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -228,11 +227,13 @@ def frame_images(
     """
     if scale not in (1, 2, 3, 4):
         raise ValueError(f"scale = {scale!r}: must be a whole number from 1 to 4")
+    from functools import wraps  # here, not at the top: the figures branch edits the imports
+
     figure = declaration(figure)
     function = figure.figure_function
     refused: list[str] = []
 
-    @functools.wraps(function)
+    @wraps(function)
     def recording(**values: object) -> Figure:
         try:
             return function(**values)
