@@ -227,13 +227,13 @@ def frame_images(
     """
     if scale not in (1, 2, 3, 4):
         raise ValueError(f"scale = {scale!r}: must be a whole number from 1 to 4")
-    from functools import wraps  # here, not at the top: the figures branch edits the imports
+    from functools import wraps
 
     figure = declaration(figure)
     function = figure.figure_function
     refused: list[str] = []
 
-    @wraps(function)
+    @wraps(function)  # keeps the figure function's name for the Explorer's messages
     def recording(**values: object) -> Figure:
         try:
             return function(**values)
