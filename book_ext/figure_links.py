@@ -1,16 +1,84 @@
-"""Sphinx extension: every figure on the site links to its own PNG, at full resolution.
+"""Sphinx extension: figures that are sharp on 2× screens, open enlarged in the page, and link to their PNG.
 
-Figures are drawn at most ``FIGURE_WIDTH`` wide for the text column, but a reader on a phone
-(or one who wants a closer look) can open the image itself: each image of a page that is not
-already a link is wrapped in a link to its file in ``_images/``, as Sphinx does for scaled
-images. The live figures (``live_figures.py``) link to the frame currently shown.
+Figures are drawn at most ``FIGURE_WIDTH`` wide for the text column. For each image of a page:
+
+* a notebook figure saved at twice its display size (``plotting.use_course_style`` makes the
+  kernel save figures that way, with the display size in the output's metadata) is shown from
+  two files made at build time: the display size (``<name>.1x.png``, what other screens load)
+  and the 2× image (``<name>.2x.png``, in the ``srcset``), both as 256-colour PNGs; other
+  images are shown as they are;
+* the image is wrapped in a link to its full-size PNG (the 2× one when there is one), as
+  Sphinx does for scaled images; the live figures (``live_figures.py``) link their frames
+  the same way;
+* ``_static/figure_zoom.js`` opens a figure, when clicked or tapped, in an overlay over the
+  page, where it can be zoomed (buttons, pinch, Ctrl + wheel, double click) and panned; Esc, a
+  click outside the image or the close button closes it, and it links to the full-size PNG.
 """
 
+from __future__ import annotations
+
+import hashlib
+import html
+import io
 import posixpath
+import re
+import shutil
+from pathlib import Path
 
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.osutil import relative_uri
+
+STATIC = Path(__file__).resolve().parent / "static"
+#: How the 1× and 2× files are made from a 2× notebook image: change it to make them again.
+RETINA_FORMAT = "1x = 2x2 mean, RGB; PNG, 256 colours MAXCOVERAGE, level 9"
+
+
+def _display_size(image: nodes.image) -> tuple[int, int] | None:
+    """The image's display size in CSS pixels from its ``width``/``height`` (plain numbers or px)."""
+    sizes = []
+    for key in ("width", "height"):
+        match = re.fullmatch(r"(\d+)(px)?", str(image.get(key, "")).strip())
+        if match is None:
+            return None
+        sizes.append(int(match.group(1)))
+    return sizes[0], sizes[1]
+
+
+def retina_files(source: Path, size: tuple[int, int], cache: Path) -> tuple[Path, Path] | None:
+    """The 1× and 2× files of ``source`` if it is a 2× image of display ``size``, else None.
+
+    They are made once and kept in ``cache`` (named by a hash of the source and the format).
+    """
+    from PIL import Image
+
+    with Image.open(source) as opened:
+        width, height = opened.size
+        if abs(width - 2 * size[0]) > 1 or abs(height - 2 * size[1]) > 1:
+            return None
+        key = hashlib.sha256(source.read_bytes() + RETINA_FORMAT.encode()).hexdigest()[:16]
+        small, large = cache / f"{source.stem}-{key}.1x.png", cache / f"{source.stem}-{key}.2x.png"
+        if not (small.exists() and large.exists()):
+            cache.mkdir(parents=True, exist_ok=True)
+            rgb = opened.convert("RGB")
+            for target, image in ((large, rgb), (small, rgb.resize(size, Image.Resampling.BOX))):
+                buffer = io.BytesIO()
+                image.quantize(256, method=Image.Quantize.MAXCOVERAGE, dither=Image.Dither.NONE).save(
+                    buffer, format="PNG", compress_level=9
+                )
+                target.write_bytes(buffer.getvalue())
+    return small, large
+
+
+def _image_html(image: nodes.image, src: str, large: str, size: tuple[int, int]) -> str:
+    alt = image.get("alt", image["uri"])
+    classes = [*image.get("classes", []), *([f"align-{image['align']}"] if "align" in image else [])]
+    class_attribute = f' class="{" ".join(classes)}"' if classes else ""
+    return (
+        f'<a class="reference internal image-reference figure-full-size" href="{large}">'
+        f'<img src="{src}" srcset="{large} 2x" alt="{html.escape(alt)}" width="{size[0]}" '
+        f'height="{size[1]}"{class_attribute}></a>'
+    )
 
 
 def _link_images(app: Sphinx, doctree: nodes.document, docname: str) -> None:
@@ -23,6 +91,19 @@ def _link_images(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         uri = image["uri"]
         if "://" in uri or uri.startswith("data:"):
             continue
+        source, size = Path(app.srcdir) / uri, _display_size(image)
+        pair = None
+        if size is not None and source.suffix == ".png" and source.is_file():
+            pair = retina_files(source, size, Path(app.srcdir) / "_build" / ".retina_images")
+        if pair is not None:
+            target = Path(app.outdir) / app.builder.imagedir
+            target.mkdir(parents=True, exist_ok=True)
+            for path in pair:
+                if not (target / path.name).exists():
+                    shutil.copyfile(path, target / path.name)
+            src, large = (posixpath.join(images_folder, path.name) for path in pair)
+            image.replace_self(nodes.raw("", _image_html(image, src, large, size), format="html"))
+            continue
         stored = app.env.images.get(uri)
         target = posixpath.join(images_folder, stored[1]) if stored else uri
         link = nodes.reference("", "", internal=True, refuri=target, classes=["figure-full-size"])
@@ -30,7 +111,15 @@ def _link_images(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         link.append(image)
 
 
+def _add_static_path(app: Sphinx, config: object) -> None:
+    if str(STATIC) not in config.html_static_path:
+        config.html_static_path.append(str(STATIC))
+
+
 def setup(app: Sphinx) -> dict[str, object]:
-    """Register the hook with Sphinx."""
+    """Register the hook, the overlay's script and its style sheet with Sphinx."""
+    app.connect("config-inited", _add_static_path)
     app.connect("doctree-resolved", _link_images)
+    app.add_js_file("figure_zoom.js", defer="defer")
+    app.add_css_file("figure_zoom.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

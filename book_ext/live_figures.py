@@ -3,20 +3,28 @@
 Every interactive figure is declared once in :mod:`nqm_lib.interactive`. At build time this
 extension
 
-1. draws each declared figure's *frames* — one PNG per combination of the site values of its
-   live controls, drawn by :func:`nqm_lib.widgets.frame_images` exactly as the notebook's
-   widget draws them (unstable settings give the notebook's message) — in up to
-   ``NQM_LIVE_WORKERS`` (default 2) processes, as 256-colour PNGs;
+1. draws each declared figure's *frames* — one per combination of the site values of its live
+   controls, drawn by :func:`nqm_lib.widgets.frame_images` exactly as the notebook's widget
+   draws them — at twice the figure's resolution, in up to ``NQM_LIVE_WORKERS`` (default 2)
+   processes. Each frame is stored twice: ``<index>@2x.png`` (for screens with two device
+   pixels per CSS pixel) and ``<index>.png``, its 2 × 2 average (what other screens load);
+   both are 256-colour PNGs. A frame the figure function refuses (the notebook's message
+   instead of a plot) is recorded in the figure's manifest;
 2. keeps them in ``_build/.live_frames/<id>-<key>/`` under the book's source folder, where
-   ``key`` hashes what a frame depends on: the code of ``nqm_lib`` (docstrings and comments
-   aside; for ``interactive.py``, the figure's own declaration), the
-   frame format (``FRAME_FORMAT``), and the matplotlib, numpy and Pillow versions. A build in
-   another output folder (the test suite's) reuses them; an unchanged figure is never drawn again;
+   ``key`` hashes what the frames depend on: the code of the ``nqm_lib`` modules the figure
+   function and the widgets import (transitively; docstrings and comments aside) and the data
+   files they name, the figure's own declaration, the frame format (``FRAME_FORMAT``) and the
+   matplotlib, numpy and Pillow versions. A change to an unrelated module draws nothing again,
+   and a build in another output folder (the test suite's) reuses the frames;
 3. copies the frames to ``_static/live/<id>-<key>/`` of the site, and on each chapter page
-   replaces the output of every ``explore(...)`` cell (the note, the empty widget area and the
-   default PNG) by a live block: a note, one labelled range control per live control showing
-   its current value (arrow keys move it) and the frame; ``_static/live_figures.js`` (a few
-   lines, no library) swaps frames when a control moves.
+   replaces the outputs of every ``explore(...)`` cell (the note, the empty widget area and the
+   default PNG) by a live block inside the cell's numbered figure (``notebook_figures.py``): a
+   one-sentence note saying which controls are live and which are fixed, one control per live
+   control — a range input showing its value for a number or an ordered choice, radio buttons
+   for a choice among unordered options, check boxes for a set of options or an on/off switch —
+   and the frame (``srcset`` with its 2× image; its ``alt`` text names the current settings).
+   For print, the block shows the default frame and the caption says "(interactive online)".
+   ``_static/live_figures.js`` (a few lines, no library) swaps frames when a control moves.
 
 The page needs no Python and makes no request off the site. A cell is recognised by its
 source: ``explore("<id>")`` or ``explore(<module>.<figure function>, ...)`` (the latter as long
@@ -26,6 +34,7 @@ as chapters still pass the widgets themselves), the function naming its declarat
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import html
 import io
@@ -38,6 +47,7 @@ from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util import logging
@@ -48,12 +58,19 @@ logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 #: How frames are drawn and encoded (see :func:`encode_png`): change it to draw every frame again.
-FRAME_FORMAT = "Explorer.draw after the default; PNG, 256 colours (MAXCOVERAGE, no dither), level 9"
+FRAME_FORMAT = (
+    "frame_images(scale=2); 1x = 2x2 mean; PNG, 256 colours: 1x MAXCOVERAGE level 9, "
+    "2x FASTOCTREE level 8; manifest with refused frames"
+)
+#: Resolution of the frames drawn, in device pixels per CSS pixel (the 1× frame is their mean).
+SCALE = 2
 #: What ``_build/.live_frames/last_build.json`` records about the last build that drew frames.
 LAST_BUILD_KEYS = ("frames", "seconds", "workers", "build_seconds", "site_megabytes", "frames_megabytes")
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: Frames per task handed to a worker process (each worker draws the default figure first).
 CHUNK = 40
+#: The library's modules that draw every frame whatever the figure: the widgets' Explorer.
+DRAWING_MODULES = ("nqm_lib.widgets",)
 
 
 def cache_root(srcdir: str | Path) -> Path:
@@ -63,7 +80,13 @@ def cache_root(srcdir: str | Path) -> Path:
 
 def _code_without_docstrings(path: Path) -> str:
     """A module's code, as its syntax tree without docstrings and comments (they draw nothing)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return _parsed_code(path.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_code(source: str) -> str:
+    """:func:`_code_without_docstrings` of a module's source text (kept: every figure asks again)."""
+    tree = ast.parse(source)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
@@ -72,63 +95,166 @@ def _code_without_docstrings(path: Path) -> str:
     return ast.dump(tree)
 
 
-def library_digest() -> str:
-    """A hash of everything a frame depends on apart from its declaration: ``nqm_lib``'s code."""
+def _module_file(name: str, root: Path) -> Path | None:
+    """The source file of ``nqm_lib`` module ``name`` (a module or a package), or None."""
+    parts = name.split(".")
+    if parts[0] != root.name:
+        return None
+    base = root.parent.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(path: Path, name: str) -> set[str]:
+    """Names of the modules a module's code imports (anywhere in it, relative imports resolved)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    return _imports(path.read_text(encoding="utf-8"), package)
+
+
+@functools.lru_cache(maxsize=256)
+def _imports(source: str, package: str) -> frozenset[str]:
+    """:func:`_imported_modules` of a module's source text, in ``package``."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            module = ".".join([*base, node.module] if node.module else base)
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)  # ``from . import x``
+    return frozenset(found)
+
+
+def _library_root() -> Path:
     import nqm_lib
 
+    return Path(nqm_lib.__file__).parent
+
+
+def module_dependencies(modules: list[str] | tuple[str, ...], root: Path | None = None) -> list[Path]:
+    """The library's source files that ``modules`` import, directly or not (and their own).
+
+    Imports are read from the code (not run), including those inside functions; the packages a
+    module sits in count too (their ``__init__`` runs first), but not what a package's
+    ``__init__`` imports for its readers. ``root`` is the library's folder (``nqm_lib``'s).
+    """
+    root = root or _library_root()
+    seen: dict[Path, None] = {}
+    queue = list(modules)
+    while queue:
+        name = queue.pop()
+        path = _module_file(name, root)
+        if path is None or path in seen:
+            continue
+        seen[path] = None
+        parts = name.split(".")
+        packages = [_module_file(".".join(parts[:k]), root) for k in range(1, len(parts))]
+        seen.update(dict.fromkeys(p for p in packages if p is not None))
+        queue.extend(_imported_modules(path, name))
+    return sorted(seen)
+
+
+def library_digest(figure: object | None = None, root: Path | None = None) -> str:
+    """A hash of everything a figure's frames depend on apart from its declaration.
+
+    That is the code of the ``nqm_lib`` modules its figure function and the widgets import
+    (:func:`module_dependencies`; all of ``nqm_lib`` without a ``figure``), the data files of
+    ``nqm_lib`` these modules name, the frame format and the drawing packages' versions.
+    ``interactive.py``, where the declarations live, is left out: each figure's key has its own
+    declaration instead. ``root`` is the library's folder (``nqm_lib``'s).
+    """
+    root = root or _library_root()
+    if figure is None:
+        paths = sorted(root.rglob("*.py"))
+    else:
+        paths = module_dependencies([figure.function.split(":")[0], *DRAWING_MODULES], root)
+    data_files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc"))
     digest = hashlib.sha256()
-    for path in sorted(Path(nqm_lib.__file__).parent.rglob("*.py")):
-        if path.name != "interactive.py":  # each figure's key has its own declaration instead
-            digest.update(path.name.encode() + _code_without_docstrings(path).encode())
+    for path in paths:
+        if path.name != "interactive.py":
+            name = path.relative_to(root).as_posix()
+            digest.update(name.encode() + _code_without_docstrings(path).encode())
+            source = path.read_text(encoding="utf-8")
+            for data in data_files:
+                if data.name in source:
+                    digest.update(data.name.encode() + hashlib.sha256(data.read_bytes()).digest())
     digest.update(FRAME_FORMAT.encode())
     for package in ("matplotlib", "numpy", "pillow"):
         digest.update(f"{package}=={metadata.version(package)}".encode())
     return digest.hexdigest()
 
 
-def frame_folder_name(figure: object, library: str) -> str:
-    """``<id>-<key>``: the folder of one figure's frames, in the cache and on the site."""
+def frame_folder_name(figure: object, library: str | None = None) -> str:
+    """``<id>-<key>``: the folder of one figure's frames, in the cache and on the site.
+
+    ``library`` is the figure's :func:`library_digest` (computed when not given).
+    """
+    library = library_digest(figure) if library is None else library
     key = hashlib.sha256((library + figure.fingerprint()).encode()).hexdigest()[:12]
     return f"{figure.id}-{key}"
 
 
-def encode_png(rgb: object) -> bytes:
-    """A frame as a 256-colour PNG (plots have few colours; a third of the RGB size)."""
+def encode_png(rgb: np.ndarray, *, fast: bool = False) -> bytes:
+    """A frame as a 256-colour PNG (plots have few colours; a third of the RGB size).
+
+    The 1× frames use the colours that cover the image best and zlib's best compression;
+    ``fast`` (the 2× frames, four times the pixels) uses an octree palette and zlib level 8:
+    five times faster for 10% more bytes, with every pixel within 16 of 255 levels of its
+    colour and a mean difference of about one level.
+    """
     from PIL import Image
 
-    image = Image.fromarray(rgb).quantize(256, method=Image.Quantize.MAXCOVERAGE, dither=Image.Dither.NONE)
+    image = Image.fromarray(rgb)
+    method = Image.Quantize.FASTOCTREE if fast else Image.Quantize.MAXCOVERAGE
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=9)
+    image.quantize(256, method=method, dither=Image.Dither.NONE).save(
+        buffer, format="PNG", compress_level=8 if fast else 9
+    )
     return buffer.getvalue()
 
 
-def _draw_chunk(figure_id: str, indices: list[int], folder: str) -> tuple[tuple[int, int], float]:
-    """Worker: draw frames ``indices`` of ``figure_id`` into ``folder``; return image size and seconds."""
+def half_size(rgb: np.ndarray) -> np.ndarray:
+    """The image at half its width and height: the mean of each 2 × 2 block (the 1× frame)."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(rgb).reduce(2))
+
+
+def _draw_chunk(figure_id: str, indices: list[int], folder: str) -> tuple[tuple[int, int], float, dict]:
+    """Worker: draw frames ``indices`` of ``figure_id`` into ``folder``.
+
+    Returns the 1× image size, the seconds taken and the refused frames (index → message).
+    """
     from nqm_lib.widgets import frame_images
 
     start = time.perf_counter()
-    size = (0, 0)
-    for index, rgb in frame_images(figure_id, indices):
-        (Path(folder) / f"{index}.png").write_bytes(encode_png(rgb))
-        size = (rgb.shape[1], rgb.shape[0])
-    return size, time.perf_counter() - start
+    size, refused = (0, 0), {}
+    for index, rgb in frame_images(figure_id, indices, scale=SCALE, refusals=refused):
+        (Path(folder) / f"{index}@2x.png").write_bytes(encode_png(rgb, fast=True))
+        small = half_size(rgb)
+        (Path(folder) / f"{index}.png").write_bytes(encode_png(small))
+        size = (small.shape[1], small.shape[0])
+    return size, time.perf_counter() - start, refused
 
 
 def render_frames(srcdir: str | Path, workers: int | None = None) -> dict[str, dict]:
     """Make sure every declared figure's frames are in the cache; return their manifests.
 
     A manifest (``manifest.json``, written last, so an interrupted build draws again) records
-    the figure, its folder, frame count, size in bytes, image size and drawing time.
+    the figure, its folder, frame count, sizes in bytes (1× and 2×), image size (1×, in CSS
+    pixels), drawing time and the frames drawn as a message instead of a plot (``refused``).
     """
     from nqm_lib.interactive import FIGURES
 
     workers = workers or int(os.environ.get("NQM_LIVE_WORKERS", "2"))
     root = cache_root(srcdir)
     root.mkdir(parents=True, exist_ok=True)
-    library = library_digest()
     manifests, missing = {}, []
     for figure in FIGURES.values():
-        folder = root / frame_folder_name(figure, library)
+        folder = root / frame_folder_name(figure)
         manifest = folder / "manifest.json"
         if manifest.exists():
             manifests[figure.id] = json.loads(manifest.read_text(encoding="utf-8"))
@@ -146,6 +272,7 @@ def render_frames(srcdir: str | Path, workers: int | None = None) -> dict[str, d
             indices = list(range(figure.frame_count))
             tasks += [(figure, folder, indices[i : i + CHUNK]) for i in range(0, len(indices), CHUNK)]
         seconds = {figure.id: 0.0 for figure, _ in missing}
+        refused = {figure.id: {} for figure, _ in missing}
         sizes = {}
         # One BLAS thread per process: the workers already use the cores (the machine may be shared).
         saved = {name: os.environ.get(name) for name in BLAS_THREADS}
@@ -164,22 +291,27 @@ def render_frames(srcdir: str | Path, workers: int | None = None) -> dict[str, d
                     os.environ[name] = value
         with pool:
             for figure, future in futures:
-                sizes[figure.id], chunk_seconds = future.result()
+                sizes[figure.id], chunk_seconds, chunk_refused = future.result()
                 seconds[figure.id] += chunk_seconds
+                refused[figure.id].update(chunk_refused)
         total = time.perf_counter() - start
         for figure, folder in missing:
-            frames = sorted(folder.glob("*.png"))
+            frames = sorted(folder.glob("*@2x.png"))
             manifest = {
                 "id": figure.id,
                 "folder": folder.name,
                 "frames": len(frames),
-                "bytes": sum(f.stat().st_size for f in frames),
+                "bytes": sum(f.with_name(f.name.replace("@2x", "")).stat().st_size for f in frames),
+                "bytes_2x": sum(f.stat().st_size for f in frames),
                 "width": sizes[figure.id][0],
                 "height": sizes[figure.id][1],
                 "cpu_seconds": round(seconds[figure.id], 2),
+                "refused": {str(i): refused[figure.id][i] for i in sorted(refused[figure.id])},
             }
             (folder / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
             manifests[figure.id] = manifest
+            if manifest["refused"]:
+                logger.info(f"live figures: {figure.id}: {len(manifest['refused'])} frames are a message")
         logger.info(f"live figures: drawn in {total:.1f} s with {workers} processes")
         frames = sum(f.frame_count for f, _ in missing)
         drawn = {"frames": frames, "seconds": round(total, 1), "workers": workers}
@@ -262,8 +394,87 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def live_block(figure: object, manifest: dict, prefix: str) -> str:
-    """The HTML of one live figure: note, labelled controls showing their values, frame."""
+def live_note(figure: object) -> str:
+    """The live block's note: one sentence, which controls are live and which fixed, at which values."""
+    live = [c.label for c in figure.live_controls]
+    fixed = [f"{c.label} = {c.text(c.default)}" for c in figure.controls if c not in figure.live_controls]
+    verb = "is" if len(live) == 1 else "are"
+    if not fixed:
+        return (
+            f"Live figure: {_join(live)} {verb} live here, over every combination of the values drawn "
+            f"in advance; no control is fixed."
+        )
+    stay = "stays" if len(fixed) == 1 else "stay"
+    return (
+        f"Live figure: {_join(live)} {verb} live here and {_join(fixed)} {stay} fixed (a running "
+        f"notebook moves {'it' if len(fixed) == 1 else 'them'} too): {figure.lesson}."
+    )
+
+
+def _control_html(figure: object, control: object, stride: int) -> str:
+    """One live control: a range input, radio buttons, check boxes or a switch (see the module doc)."""
+    element = f"live-{figure.id}-{control.name}"
+    values = control.site_values
+    position = values.index(control.default)
+    texts = [control.text(v) for v in values]
+    label = html.escape(control.label)
+    data = (
+        f'data-name="{control.name}" data-label="{label}" data-stride="{stride}" '
+        f'data-texts="{html.escape(json.dumps(texts, ensure_ascii=False))}"'
+    )
+    if control.kind == "checkbox":
+        return (
+            f'<span class="nqm-live-control nqm-live-switch" data-kind="switch" {data} '
+            f'data-on="{values.index(True)}" data-off="{values.index(False)}">'
+            f'<label><input type="checkbox" id="{element}" name="{control.name}"'
+            f"{' checked' if control.default else ''}> {label}</label></span>"
+        )
+    if control.kind in ("dropdown", "multiple"):
+        names = [o[0] if isinstance(o, tuple) else str(o) for o in control.options]
+        options = [o[1] if isinstance(o, tuple) else o for o in control.options]
+        if control.kind == "dropdown":
+            kind, extra = "choice", ""
+            inputs = [
+                f'<label><input type="radio" name="{element}" value="{k}"'
+                f"{' checked' if k == position else ''}> {html.escape(names[options.index(value)])}</label>"
+                for k, value in enumerate(values)
+            ]
+        else:
+            kind = "set"
+            subsets = [[options.index(v) for v in subset] for subset in values]
+            extra = f' data-subsets="{json.dumps(subsets)}"'
+            inputs = [
+                f'<label><input type="checkbox" name="{element}" value="{k}"'
+                f"{' checked' if k in subsets[position] else ''}> {html.escape(name)}</label>"
+                for k, name in enumerate(names)
+            ]
+        return (
+            f'<fieldset class="nqm-live-control nqm-live-{kind}" id="{element}" data-kind="{kind}" '
+            f'{data}{extra}><legend>{label}</legend>{"".join(inputs)}'
+            f'<span class="nqm-live-hint" role="status"></span></fieldset>'
+        )
+    return (
+        f'<span class="nqm-live-control nqm-live-range" data-kind="range" {data}>'
+        f'<label for="{element}">{label}</label>'
+        f'<input type="range" id="{element}" name="{control.name}" min="0" max="{len(values) - 1}" '
+        f'step="1" value="{position}" aria-valuetext="{html.escape(texts[position])}">'
+        f'<output for="{element}">{html.escape(texts[position])}</output></span>'
+    )
+
+
+def setting(label: str, text: str) -> str:
+    """``η = 0.02``: a control's label and value (the value alone when it starts with the label)."""
+    return text if text.startswith(f"{label} =") else f"{label} = {text}"
+
+
+def settings_text(figure: object, values: dict | None = None) -> str:
+    """``η = 0.02, B = 1, …``: every control of the figure at ``values`` (defaults otherwise)."""
+    values = values or {}
+    return ", ".join(setting(c.label, c.text(values.get(c.name, c.default))) for c in figure.controls)
+
+
+def live_block(figure: object, manifest: dict, prefix: str, alt: str) -> str:
+    """The HTML of one live figure: note, controls, and the frame (``alt`` plus its settings)."""
     live = figure.live_controls
     strides, stride = [], 1
     for control in reversed(live):
@@ -271,43 +482,21 @@ def live_block(figure: object, manifest: dict, prefix: str) -> str:
         stride *= len(control.site_values)
     base = f"{prefix}_static/live/{manifest['folder']}/"
     default = figure.frame_index()
-    names = _join([c.label for c in live])
-    note = (
-        f"<strong>Live figure.</strong> Move the controls (or focus one and use the arrow keys): the page "
-        f"shows the figure drawn in advance by the same function as the notebook, for all "
-        f"{figure.frame_count} combinations of the values below."
-    )
-    others = [c for c in figure.controls if c not in live]
-    if others:
-        note += (
-            f" Here {names} move and {_join([f'{c.label} = {c.text(c.default)}' for c in others])} "
-            f"stay fixed: {html.escape(figure.lesson)}."
-        )
-    note += (
-        " In a running notebook (rocket button at the top: Colab or Binder) every control moves continuously."
-    )
-    controls = []
-    for control, stride in zip(live, strides, strict=True):
-        element = f"live-{figure.id}-{control.name}"
-        values = [control.text(v) for v in control.site_values]
-        position = control.site_values.index(control.default)
-        controls.append(
-            f'<span class="nqm-live-control"><label for="{element}">{html.escape(control.label)}</label>'
-            f'<input type="range" id="{element}" name="{control.name}" '
-            f'min="0" max="{len(values) - 1}" step="1" '
-            f'value="{position}" data-stride="{stride}" data-values="{html.escape(json.dumps(values))}" '
-            f'aria-valuetext="{html.escape(values[position])}">'
-            f'<output for="{element}">{html.escape(values[position])}</output></span>'
-        )
-    alt = f"{figure.id.replace('_', ' ')} figure"
+    fixed = ", ".join(setting(c.label, c.text(c.default)) for c in figure.controls if c not in live)
+    controls = "".join(_control_html(figure, c, s) for c, s in zip(live, strides, strict=True))
+    size = f'width="{manifest["width"]}" height="{manifest["height"]}"'
+    alt = alt.rstrip(". ")
     return (
         f'<div class="nqm-live" id="live-{figure.id}" data-figure="{figure.id}" data-base="{base}" '
-        f'data-frame="{default}">'
-        f'<p class="nqm-live-note">{note}</p>'
-        f'<div class="nqm-live-controls">{"".join(controls)}</div>'
-        f'<a class="nqm-live-link" href="{base}{default}.png">'
-        f'<img class="nqm-live-frame" src="{base}{default}.png" alt="{alt}" '
-        f'width="{manifest["width"]}" height="{manifest["height"]}"></a></div>'
+        f'data-frame="{default}" data-alt="{html.escape(alt)}" data-fixed="{html.escape(fixed)}">'
+        f'<p class="nqm-live-note"><strong>Live figure:</strong> '
+        f'{html.escape(live_note(figure).removeprefix("Live figure: "))}</p>'
+        f'<div class="nqm-live-controls">{controls}</div>'
+        f'<a class="nqm-live-link" href="{base}{default}@2x.png">'
+        f'<img class="nqm-live-frame" src="{base}{default}.png" srcset="{base}{default}@2x.png 2x" '
+        f'alt="{html.escape(alt)}. Settings: {html.escape(settings_text(figure))}." {size}></a>'
+        f'<img class="nqm-live-print" src="{base}{default}.png" srcset="{base}{default}@2x.png 2x" '
+        f'alt="{html.escape(alt)}. Settings: {html.escape(settings_text(figure))}." {size}></div>'
     )
 
 
@@ -340,17 +529,28 @@ def _replace_figures(app: Sphinx, doctree: nodes.document, docname: str) -> None
         if not images:
             logger.warning(f"{docname}: the cell showing {figure.id!r} has no figure", location=cell)
             continue
-        anchor = _top_child(outputs, images[-1])
-        remove = {anchor}
-        for paragraph in outputs.findall(nodes.paragraph):
-            if paragraph.astext().startswith("Interactive figure"):
-                remove.add(_top_child(outputs, paragraph))
-        for raw in outputs.findall(nodes.raw):
-            if "widget-view" in raw.astext():
-                remove.add(_top_child(outputs, raw))
-        block = nodes.raw("", live_block(figure, manifests[figure.id], prefix), format="html")
-        anchor.parent.replace(anchor, block)
-        for node in remove - {anchor}:
+        image = images[-1]
+        alt = image.get("alt") or f"Interactive figure {figure.id.replace('_', ' ')}"
+        block = nodes.raw("", live_block(figure, manifests[figure.id], prefix, alt), format="html")
+        numbered = image.parent
+        while numbered is not outputs and not isinstance(numbered, nodes.figure):
+            numbered = numbered.parent
+        # The notebook's note and its (empty here) widget area: the live block replaces them.
+        leftovers = [p for p in outputs.findall(nodes.paragraph) if p.astext().startswith("Interactive")]
+        leftovers += [r for r in outputs.findall(nodes.raw) if "widget-view" in r.astext()]
+        anchor = _top_child(outputs, image)
+        remove = {_top_child(outputs, node) for node in leftovers} - {anchor}
+        if isinstance(numbered, nodes.figure):  # the cell's numbered figure: live block, then caption
+            for child in list(numbered.children):
+                if not isinstance(child, nodes.caption | nodes.legend):
+                    numbered.remove(child)
+            numbered.insert(0, block)
+            numbered["classes"].append("nqm-live-figure")
+            for caption in numbered.findall(nodes.caption):
+                caption += nodes.inline("", " (interactive online)", classes=["nqm-print-only"])
+        else:
+            anchor.parent.replace(anchor, block)
+        for node in remove:
             node.parent.remove(node)
 
 
@@ -375,7 +575,7 @@ def _copy_frames(app: Sphinx, exception: Exception | None) -> None:
             **json.loads(drawing.read_text(encoding="utf-8")),
             "build_seconds": round(time.perf_counter() - getattr(app, "nqm_build_start", 0.0), 1),
             "site_megabytes": round(site_bytes / 1e6, 1),
-            "frames_megabytes": round(sum(m["bytes"] for m in manifests.values()) / 1e6, 1),
+            "frames_megabytes": round(sum(m["bytes"] + m["bytes_2x"] for m in manifests.values()) / 1e6, 1),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }
         (cache_root(app.srcdir) / "last_build.json").write_text(json.dumps(last, indent=1), encoding="utf-8")
@@ -391,7 +591,14 @@ class LiveFiguresStatus(SphinxDirective):
 
         manifests = getattr(self.env, "nqm_live_manifests", None) or render_frames(self.env.srcdir)
         root = cache_root(self.env.srcdir)
-        header = ("figure", "live on the site", "fixed on the site", "frames", "size (MB)", "drawing (CPU s)")
+        header = (
+            "figure",
+            "live on the site",
+            "fixed on the site",
+            "frames",
+            "size 1× + 2× (MB)",
+            "drawing (CPU s)",
+        )
         rows = []
         for figure in FIGURES.values():
             manifest = manifests[figure.id]
@@ -404,7 +611,7 @@ class LiveFiguresStatus(SphinxDirective):
                     ", ".join(f"{c.label} ({len(c.site_values)})" for c in live),
                     ", ".join(f"{c.label} = {c.text(c.default)}" for c in fixed) or "—",
                     str(manifest["frames"]),
-                    f"{manifest['bytes'] / 1e6:.2f}",
+                    f"{manifest['bytes'] / 1e6:.2f} + {manifest['bytes_2x'] / 1e6:.2f}",
                     f"{manifest['cpu_seconds']:.0f}",
                 )
             )
@@ -414,7 +621,8 @@ class LiveFiguresStatus(SphinxDirective):
                 "",
                 "",
                 str(sum(m["frames"] for m in manifests.values())),
-                f"{sum(m['bytes'] for m in manifests.values()) / 1e6:.1f}",
+                f"{sum(m['bytes'] for m in manifests.values()) / 1e6:.1f} + "
+                f"{sum(m['bytes_2x'] for m in manifests.values()) / 1e6:.1f}",
                 f"{sum(m['cpu_seconds'] for m in manifests.values()):.0f}",
             )
         )
@@ -450,6 +658,11 @@ class LiveFiguresStatus(SphinxDirective):
         return result
 
 
+def _add_static_path(app: Sphinx, config: object) -> None:
+    if str(STATIC) not in config.html_static_path:
+        config.html_static_path.append(str(STATIC))
+
+
 def setup(app: Sphinx) -> dict[str, object]:
     """Register the hooks, the page script and its style sheet with Sphinx."""
     app.add_directive("live-figures", LiveFiguresStatus)
@@ -459,7 +672,7 @@ def setup(app: Sphinx) -> dict[str, object]:
     app.connect("env-purge-doc", _purge)
     app.connect("doctree-resolved", _replace_figures)
     app.connect("build-finished", _copy_frames)
-    app.connect("config-inited", lambda app, config: config.html_static_path.append(str(STATIC)))
+    app.connect("config-inited", _add_static_path)
     app.add_js_file("live_figures.js", defer="defer")
     app.add_css_file("live_figures.css")
     return {"parallel_read_safe": False, "parallel_write_safe": True}

@@ -327,8 +327,6 @@ def _subsets(options: Sequence[object]) -> tuple[tuple, ...]:
 _THETAS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 _METHODS = ("SGD", "momentum", "EMA")  # nqm_lib.figures_batch_size.METHODS
 _PRECOND_POWERS = (0.0, 0.25, 0.5, 0.75)  # nqm_lib.figures_batch_size.PRECOND_POWERS
-#: Each power alone, p = 0 beside a larger one, and all four (8 of the 15 possible subsets).
-_PRECOND_SETS = ((0.0,), (0.25,), (0.5,), (0.75,), (0.0, 0.5), (0.0, 0.75), (0.25, 0.75), _PRECOND_POWERS)
 _NETWORK_OPTIMISERS = {  # nqm_lib.figures_network.OPTIMISERS
     "sgd": "SGD",
     "momentum 0.9": "momentum β = 0.9",
@@ -468,7 +466,7 @@ _DECLARATIONS = (
                 "p",
                 (0.0,),
                 "multiple",
-                _PRECOND_SETS,
+                _subsets(_PRECOND_POWERS),  # every set the site's check boxes can make
                 options=tuple((f"p = {p:g}", p) for p in _PRECOND_POWERS),
             ),
             Control("show_critical", "critical B", True, "checkbox"),

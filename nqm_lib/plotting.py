@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
@@ -83,8 +84,46 @@ STYLE = {
 
 
 def use_course_style() -> None:
-    """Apply :data:`STYLE` to all later Matplotlib figures of this session."""
+    """Apply :data:`STYLE` to all later Matplotlib figures of this session.
+
+    In a Jupyter kernel (locally, Colab, Binder) figures are also shown from PNGs of twice their
+    size (``_show_inline_figures_at_2x``): sharp on 2× screens, at the same size on the page.
+    """
     plt.rcParams.update(STYLE)
+    _show_inline_figures_at_2x()
+
+
+# Whether _show_inline_figures_at_2x has set up this kernel.
+_INLINE_AT_2X = [False]
+
+
+def _show_inline_figures_at_2x() -> None:
+    """In a Jupyter kernel with the inline backend, save shown figures at twice their resolution.
+
+    The notebook keeps a PNG of 2 × ``figure.dpi`` with its display size (``width``,
+    ``height``) in the output's metadata, as IPython's "retina" format does; the book's build
+    makes the display-size image from it (``book_ext/figure_links.py``). Works with IPython 7
+    (Colab) to 9 and matplotlib-inline; anywhere else (a script, a terminal) it does nothing.
+    """
+    if _INLINE_AT_2X[0]:
+        return
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or "inline" not in matplotlib.get_backend():  # sets up the inline backend first
+        return
+    try:
+        from matplotlib_inline.config import InlineBackend
+    except ImportError:  # kernels older than matplotlib-inline
+        from ipykernel.pylab.config import InlineBackend
+    config = InlineBackend.instance()
+    # Kept by the backend's own set-up should it run again; applied now to this kernel.
+    config.figure_formats = {"retina"}
+    select_figure_formats(shell, {"retina"}, **config.print_figure_kwargs)
+    _INLINE_AT_2X[0] = True
 
 
 def coordinate_color(i: int) -> str:

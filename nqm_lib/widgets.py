@@ -495,7 +495,11 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def frame_images(
-    figure: InteractiveFigure | str, indices: Sequence[int] | None = None
+    figure: InteractiveFigure | str,
+    indices: Sequence[int] | None = None,
+    *,
+    scale: int = 1,
+    refusals: dict[int, str] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Draw the site's frames of a declared figure, as the notebook's widget draws them.
 
@@ -503,19 +507,50 @@ def frame_images(
     :meth:`~nqm_lib.interactive.InteractiveFigure.frames`. Every frame is drawn by an
     :class:`Explorer` that first drew the default figure — what a reader sees after moving the
     notebook's controls from their defaults to that setting: the axes keep the default
-    figure's layout (laid out again only if something would run off the image), and an
-    unstable setting gives the notebook's message. Each frame depends only on its own setting,
-    not on the frames drawn before it, so frames can be drawn in any order and process.
+    figure's layout (laid out again only if something would run off the image), and a setting
+    the figure function refuses (``ValueError``) gives the notebook's message. Each frame
+    depends only on its own setting, not on the frames drawn before it, so frames can be
+    drawn in any order and process.
+
+    ``scale`` draws at ``scale`` times the figure's dpi (2 for screens with two device
+    pixels per CSS pixel; the layout is the same at every scale). If ``refusals`` is a dict,
+    the frames drawn as a message instead of a plot are recorded in it, index → message.
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is not a whole number from 1 to 4.
+
     """
+    if scale not in (1, 2, 3, 4):
+        raise ValueError(f"scale = {scale!r}: must be a whole number from 1 to 4")
+    from functools import wraps
+
     figure = declaration(figure)
-    explorer = Explorer(figure.figure_function, {}, figure.defaults)
+    function = figure.figure_function
+    refused: list[str] = []
+
+    @wraps(function)  # keeps the figure function's name for the Explorer's messages
+    def recording(**values: object) -> Figure:
+        try:
+            return function(**values)
+        except ValueError as error:
+            refused.append(str(error))
+            raise
+
+    explorer = Explorer(recording, {}, figure.defaults)
+    explorer._figure.set_dpi(explorer._figure.get_dpi() * scale)
     explorer.draw()
     layouts = dict(explorer._layouts)
     wanted = None if indices is None else set(indices)
     for index, values in figure.frames():
         if wanted is None or index in wanted:
             explorer._layouts = dict(layouts)
-            yield index, np.asarray(explorer.draw(**values).buffer_rgba())[:, :, :3].copy()
+            refused.clear()
+            pixels = np.asarray(explorer.draw(**values).buffer_rgba())[:, :, :3].copy()
+            if refused and refusals is not None:
+                refusals[index] = refused[-1]
+            yield index, pixels
 
 
 def explore(

@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 from PIL import Image
 
-from book_ext.live_figures import encode_png, figure_of_source, frame_folder_name, library_digest
+from book_ext.live_figures import encode_png, figure_of_source, frame_folder_name, half_size, library_digest
 from nqm_lib import widgets
 from nqm_lib.interactive import FIGURES, Control, InteractiveFigure, declaration, site_grid
 from nqm_lib.plotting import drawing_into
@@ -171,9 +171,13 @@ def test_explore_shows_a_declared_figure_and_refuses_extra_controls(monkeypatch)
         explore("minibatch_noise", batch_size=ipywidgets.IntSlider())
 
 
-def _fresh_render(figure, values):
-    """What the notebook shows after its controls move from their defaults to ``values``."""
+def _fresh_render(figure, values, scale=1):
+    """What the notebook shows after its controls move from their defaults to ``values``.
+
+    ``scale`` = 2: the same at twice the resolution (the site's 2× frames).
+    """
     explorer = Explorer(figure.figure_function, {}, figure.defaults)
+    explorer._figure.set_dpi(explorer._figure.get_dpi() * scale)
     explorer.draw()
     return np.asarray(explorer.draw(**values).buffer_rgba())[:, :, :3].copy()
 
@@ -356,20 +360,22 @@ def test_frames_are_cached_under_a_key_of_the_declaration_and_the_library():
 
 
 def test_built_site_frames_equal_a_fresh_render(built_site):
+    """The site's 2× frame is a fresh render at twice the resolution; its 1× frame, their 2 × 2 mean."""
     result, html = built_site
     assert result.returncode == 0, "the site did not build: see test_book.py"
-    library = library_digest()
     for figure_id in SAMPLES:
         figure = FIGURES[figure_id]
-        folder = html / "_static" / "live" / frame_folder_name(figure, library)
-        assert len(list(folder.glob("*.png"))) == figure.frame_count, figure_id
+        folder = html / "_static" / "live" / frame_folder_name(figure)
+        assert len(list(folder.glob("*@2x.png"))) == figure.frame_count, figure_id
+        assert len(list(folder.glob("*.png"))) == 2 * figure.frame_count, figure_id
         frames = dict(figure.frames())
         for index in sorted({0, figure.frame_index(), figure.frame_count - 1}):
-            shown = np.asarray(Image.open(folder / f"{index}.png").convert("RGB"))
-            expected = np.asarray(
-                Image.open(io.BytesIO(encode_png(_fresh_render(figure, frames[index])))).convert("RGB")
-            )
-            assert np.array_equal(shown, expected), f"{figure_id}: site frame {index} is not a fresh render"
+            fresh = _fresh_render(figure, frames[index], scale=2)
+            for name, expected in ((f"{index}@2x.png", encode_png(fresh, fast=True)),
+                                   (f"{index}.png", encode_png(half_size(fresh)))):
+                shown = np.asarray(Image.open(folder / name).convert("RGB"))
+                expected = np.asarray(Image.open(io.BytesIO(expected)).convert("RGB"))
+                assert np.array_equal(shown, expected), f"{figure_id}: site frame {name} is no fresh render"
 
 
 # ---------------------------------------------------------------- the notebook side (issue 24)

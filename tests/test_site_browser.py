@@ -3,12 +3,23 @@
 Every page must load from the local server alone (no request to any other host, none
 failing), log no console error, render every formula with MathJax (no raw TeX, no MathJax
 error), load every image, and show each chapter's interactive figure. Search must find a
-term and the prev/next links must walk the table of contents in order. A full-page
-screenshot of every page is saved under ``_build/screenshots/`` for reviewers.
+term and the prev/next links must walk the table of contents in order.
+
+The figures (issue 19): every chapter image is in a numbered ``<figure>`` with a caption and
+an alt text that describes it (a live frame's names its settings and follows the controls);
+live controls answer the keyboard within 100 ms; no chapter scrolls sideways on a phone
+(390 px) or a tablet (768 px), where every live control is a touch target ≥ 24 px; wide
+equations show that they scroll; a figure opens enlarged in the page and closes again; 2×
+screens load 2× images; print shows the default frames, their captions and "(interactive
+online)", and no controls; one search box at 1280 px.
+
+Full-page screenshots of every page (at 1280 px, and of the chapters at 390 px) and of every
+live figure after a move are saved under ``_build/screenshots/`` for reviewers.
 """
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
@@ -73,8 +84,14 @@ class PageLog:
         page.on("request", check_host)
 
 
-def open_page(browser, site_url, name):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def open_page(browser, site_url, name, width=1280, height=900, scale=1, phone=False):
+    """Open ``name`` in a new page of ``width`` × ``height`` CSS px (a touch phone if ``phone``)."""
+    page = browser.new_page(
+        viewport={"width": width, "height": height},
+        device_scale_factor=scale,
+        is_mobile=phone,
+        has_touch=phone,
+    )
     log = PageLog(page, urlparse(site_url).netloc)
     page.goto(f"{site_url}/{name}", wait_until="networkidle")
     if page.evaluate("Boolean(window.MathJax && MathJax.startup && MathJax.startup.promise)"):
@@ -107,6 +124,11 @@ def test_page_loads_cleanly_offline_with_math_and_images(browser, site_url, name
 
 
 CHAPTERS = [p for p in toc_pages() if p.startswith("chapters/")]
+#: The page's images that a reader sees (the print-only copy of each live frame is checked in print).
+ARTICLE_IMAGES = (
+    "Array.from(document.querySelectorAll('article.bd-article img'))"
+    ".filter(i => !i.closest('.navbar-brand') && !i.classList.contains('nqm-live-print'))"
+)
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
@@ -118,22 +140,31 @@ def test_every_chapter_has_formulas_and_a_live_figure_with_labelled_controls(bro
              const img = f.querySelector('img.nqm-live-frame');
              return {id: f.dataset.figure,
                      figure: Boolean(img && img.complete && img.naturalWidth > 0),
-                     note: f.innerText.includes('Live figure'),
-                     controls: Array.from(f.querySelectorAll('input[type=range]')).map(i => ({
-                         label: (i.labels[0] || {}).innerText || '',
-                         shown: i.nextElementSibling.tagName === 'OUTPUT' ? i.nextElementSibling.innerText
-                                                                          : '',
-                         valuetext: i.getAttribute('aria-valuetext')}))};
+                     note: (f.querySelector('.nqm-live-note') || {}).innerText || '',
+                     controls: Array.from(f.querySelectorAll('.nqm-live-control')).map(c => ({
+                         kind: c.dataset.kind,
+                         label: c.dataset.kind === 'range'
+                                ? (c.querySelector('input').labels[0] || {}).innerText
+                              : c.dataset.kind === 'switch' ? c.querySelector('label').innerText
+                              : (c.querySelector('legend') || {}).innerText,
+                         inputs: c.querySelectorAll('input').length,
+                         shown: c.dataset.kind === 'range' ? c.querySelector('output').innerText : null,
+                         valuetext: c.dataset.kind === 'range'
+                                    ? c.querySelector('input').getAttribute('aria-valuetext') : null}))};
            })"""
     )
     assert figures, f"{name}: no live figure"
     for figure in figures:
         assert figure["figure"], f"{name}: {figure['id']}: the default frame is missing"
-        assert figure["note"], f"{name}: {figure['id']}: no note"
+        note = figure["note"]
+        assert note.startswith("Live figure:") and note.count(". ") == 0, f"{name}: {figure['id']}: {note}"
         assert figure["controls"], f"{name}: {figure['id']}: no controls"
         for control in figure["controls"]:
-            assert control["label"].strip(), f"{name}: {figure['id']}: a control without a label"
-            assert control["shown"] and control["shown"] == control["valuetext"], f"{name}: {figure['id']}"
+            assert (control["label"] or "").strip(), f"{name}: {figure['id']}: a control without a label"
+            assert control["inputs"] >= 1, f"{name}: {figure['id']}: {control}"
+            if control["kind"] == "range":
+                shown = control["shown"]
+                assert shown and shown == control["valuetext"], f"{name}: {figure['id']}"
     left = page.evaluate(
         "document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]').length"
     )
@@ -156,9 +187,38 @@ def _live_figures_of(name):
     return found
 
 
+def _move(page, root, control, values):
+    """Move one live control one step with the keyboard, as a reader would; return the new value.
+
+    A range input takes an arrow key, radio buttons an arrow key, a switch the space bar, and a
+    set of check boxes the space bar on the first box whose toggle gives a set the site drew.
+    """
+    element = root.locator(f".nqm-live-control[data-name={control.name}]")
+    grid = control.site_values
+    current = values[control.name]
+    if control.kind == "checkbox":
+        target, value = element.locator("input"), not current
+        key = "Space"
+    elif control.kind == "multiple":
+        options = [o[1] if isinstance(o, tuple) else o for o in control.options]
+        toggled = [tuple(o for o in options if (o in current) != (o == option)) for option in options]
+        k = next(k for k, value in enumerate(toggled) if value in grid)
+        target, key, value = element.locator(f"input[value='{k}']"), "Space", toggled[k]
+    else:
+        position = grid.index(current)
+        key, step = ("ArrowRight", 1) if position + 1 < len(grid) else ("ArrowLeft", -1)
+        value = grid[position + step]
+        target = element.locator("input:checked" if control.kind == "dropdown" else "input")
+    target.focus()
+    page.keyboard.press(key)
+    return value
+
+
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_live_figures_answer_the_keyboard_offline_in_under_100_ms(browser, site_url, name):
-    """Move every live control with the arrow keys: the expected frame is shown, fast."""
+    """Move every live control with the keyboard: the expected frame is shown, fast, with its settings."""
+    from book_ext.live_figures import setting
+
     page, log = open_page(browser, site_url, name)
     figures = _live_figures_of(name)
     assert figures, f"{name}: no explore(...) cell"
@@ -168,25 +228,24 @@ def test_live_figures_answer_the_keyboard_offline_in_under_100_ms(browser, site_
         assert root.count() == 1, f"{name}: live figure {figure.id} not on the page"
         values = {c.name: c.default for c in figure.live_controls}
         assert root.get_attribute("data-frame") == str(figure.frame_index(**values))
+        frame = root.locator("img.nqm-live-frame")
         for control in figure.live_controls:
-            grid = control.site_values
-            position = grid.index(values[control.name])
-            key, step = ("ArrowRight", 1) if position + 1 < len(grid) else ("ArrowLeft", -1)
-            values[control.name] = grid[position + step]
+            alt_before = frame.get_attribute("alt")
+            values[control.name] = _move(page, root, control, values)
             expected = figure.frame_index(**values)
-            slider = root.locator(f"input[name={control.name}]")
-            slider.focus()
-            page.keyboard.press(key)
             page.wait_for_function(
                 f"document.querySelector('#live-{figure.id}').dataset.frame === '{expected}' && "
                 f"document.querySelector('#live-{figure.id}').dataset.redrawMs !== undefined",
                 timeout=10_000,
             )
-            frame = root.locator("img.nqm-live-frame")
-            src = frame.evaluate("i => i.complete && i.naturalWidth > 0 && i.src")
+            src = frame.evaluate("i => i.complete && i.naturalWidth > 0 && i.currentSrc")
             assert src and src.endswith(f"/{expected}.png"), f"{name}: {figure.id}.{control.name}: {src}"
-            shown = root.locator(f"output[for=live-{figure.id}-{control.name}]").inner_text()
-            assert shown == control.text(values[control.name]), f"{name}: {figure.id}.{control.name}"
+            if control.kind not in ("checkbox", "multiple", "dropdown"):
+                shown = root.locator(f"output[for=live-{figure.id}-{control.name}]").inner_text()
+                assert shown == control.text(values[control.name]), f"{name}: {figure.id}.{control.name}"
+            alt = frame.get_attribute("alt")
+            wanted = setting(control.label, control.text(values[control.name]))
+            assert wanted in alt and alt != alt_before, f"{name}: {figure.id}: alt {alt!r} lacks {wanted!r}"
             redraw = float(root.get_attribute("data-redraw-ms"))
             assert redraw < 100, f"{name}: {figure.id}.{control.name}: redraw took {redraw:.0f} ms"
             page.evaluate(f"delete document.querySelector('#live-{figure.id}').dataset.redrawMs")
@@ -194,6 +253,29 @@ def test_live_figures_answer_the_keyboard_offline_in_under_100_ms(browser, site_
     assert log.off_site == [], f"{name}: requests to other hosts {log.off_site}"
     assert log.failed == [], f"{name}: failed requests {log.failed}"
     assert log.console_errors == [], f"{name}: console errors {log.console_errors}"
+    page.close()
+
+
+def test_a_set_of_check_boxes_refuses_a_set_the_site_has_no_frame_for(browser, site_url):
+    """Chapter 6's methods: unticking the last ticked box is refused, and says why."""
+    from nqm_lib.interactive import FIGURES
+
+    figure = FIGURES["steps_vs_batch"]
+    page, _ = open_page(browser, site_url, "chapters/06_batch_size.html")
+    root = page.locator(f"#live-{figure.id}")
+    control = root.locator(".nqm-live-control[data-name=methods]")
+    boxes = control.locator("input[type=checkbox]")
+    for k in range(boxes.count() - 1):
+        boxes.nth(k).click()
+    expected = str(figure.frame_index(methods=(figure.controls[0].options[-1],)))
+    page.wait_for_function(f"document.querySelector('#live-{figure.id}').dataset.frame === '{expected}'")
+    last = control.locator("input:checked")
+    assert last.count() == 1
+    last.click()
+    page.wait_for_timeout(300)
+    assert last.is_checked(), "the last ticked box was unticked: the site has no frame for no method"
+    assert control.locator(".nqm-live-hint").inner_text(), "no hint says why"
+    assert root.get_attribute("data-frame") == expected
     page.close()
 
 
@@ -222,21 +304,27 @@ def test_live_figure_redraw_times_are_recorded(browser, site_url):
 
 
 def _smallest_text_px(page):
-    """For every image of the page's article: page, src, effective px of the smallest font."""
+    """For every image of the page's article: page, src, effective px of the smallest font.
+
+    An image's size on the page is what its figure was drawn for: its ``width`` attribute (the
+    display size of a 2× image), or else its natural width (for a ``srcset`` image, the browser
+    already divides it by the density).
+    """
     from nqm_lib.plotting import SMALLEST_FONT_SIZE, STYLE
 
     scale = SMALLEST_FONT_SIZE * STYLE["figure.dpi"] / 72
     return page.evaluate(
-        f"""Array.from(document.querySelectorAll('article.bd-article img'))
-             .filter(i => i.naturalWidth > 0 && !i.closest('.navbar-brand'))
+        f"""{ARTICLE_IMAGES}
+             .filter(i => i.naturalWidth > 0)
              .map((i, n) => ({{src: `figure ${{n + 1}} (${{i.getAttribute('src')}})`,
-                          px: {scale} * i.getBoundingClientRect().width / i.naturalWidth}}))"""
+                          px: {scale} * i.getBoundingClientRect().width
+                              / (Number(i.getAttribute('width')) || i.naturalWidth)}}))"""
     )
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_every_figure_shows_its_smallest_text_at_least_9_css_px(browser, site_url, name):
-    """At a 1280-px window: SMALLEST_FONT_SIZE × dpi/72 × displayed/natural width ≥ 9 px."""
+    """At a 1280-px window: SMALLEST_FONT_SIZE × dpi/72 × displayed/drawn width ≥ 9 px."""
     page, _ = open_page(browser, site_url, name)
     images = _smallest_text_px(page)
     page.close()
@@ -249,30 +337,241 @@ def test_every_figure_shows_its_smallest_text_at_least_9_css_px(browser, site_ur
 def test_every_figure_links_to_its_full_resolution_png(browser, site_url, name):
     page, _ = open_page(browser, site_url, name)
     unlinked = page.evaluate(
-        """Array.from(document.querySelectorAll('article.bd-article img'))
-             .filter(i => !i.closest('.navbar-brand'))
-             .filter(i => { const a = i.closest('a'); return !a || !a.href.endsWith('.png'); })
+        f"""{ARTICLE_IMAGES}
+             .filter(i => {{ const a = i.closest('a'); return !a || !a.href.endsWith('.png'); }})
              .map(i => i.getAttribute('src'))"""
     )
     assert unlinked == [], f"{name}: figures that do not link to their PNG {unlinked}"
     page.close()
 
 
-def test_clicking_a_figure_opens_the_png_itself(browser, site_url):
-    page, log = open_page(browser, site_url, "chapters/02_sgd.html")
-    for selector in ("article .cell_output img:not(.nqm-live-frame)", "img.nqm-live-frame"):
-        image = page.locator(selector).first
-        natural = image.evaluate("i => [i.naturalWidth, i.naturalHeight]")
-        image.scroll_into_view_if_needed()
-        with page.expect_navigation():
-            image.click()
-        assert page.url.endswith(".png"), page.url
-        assert page.url.startswith(site_url), "the figure opened off-site"
-        opened = page.evaluate("[document.images[0].naturalWidth, document.images[0].naturalHeight]")
-        assert opened == natural, f"{selector}: opened {opened}, shown {natural}"
-        page.go_back()
-    assert log.off_site == []
+def _is_file_name(text):
+    return not text or text.strip().lower().endswith((".png", ".svg", ".jpg")) or "/" in text.split()[0]
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_chapter_image_is_a_numbered_figure_with_a_caption_and_a_descriptive_alt_text(
+    browser, site_url, name
+):
+    """Each image (static or live) sits in a numbered <figure> ("Figure 2.3") with a <figcaption>,
+    its alt text describes it (not a file name; a live frame's names its settings), and every
+    "Figure N.k" reference of the page resolves to a figure on it."""
+    page, _ = open_page(browser, site_url, name)
+    images = page.evaluate(
+        f"""{ARTICLE_IMAGES}.map((i, n) => {{
+             const figure = i.closest('figure');
+             const caption = figure && figure.querySelector(':scope > figcaption');
+             return {{n: n + 1, src: i.getAttribute('src'), alt: i.getAttribute('alt') || '',
+                      live: i.closest('.nqm-live') ? i.closest('.nqm-live').dataset.figure : '',
+                      id: figure ? figure.id : '',
+                      number: caption ? ((caption.querySelector('.caption-number') || {{}}).innerText || '')
+                                      : '',
+                      caption: caption ? caption.innerText : ''}}; }})"""
+    )
+    references = page.evaluate(
+        """Array.from(document.querySelectorAll('article a span.std-numref'))
+             .filter(s => s.innerText.startsWith('Figure')).map(s => {
+               const target = decodeURIComponent(s.closest('a').hash.slice(1));
+               const found = document.getElementById(target);
+               return {text: s.innerText, target, found: Boolean(found && found.tagName === 'FIGURE')}; })"""
+    )
     page.close()
+    assert images, f"{name}: no images"
+    notebook = name.replace(".html", ".ipynb")
+    how = (
+        f"give the cell that draws it, in {notebook}, the metadata "
+        '"mystnb": {"figure": {"name": "fig-…", "caption": "…"}, "image": {"alt": "…"}} (COMMON.md)'
+    )
+    problems = []
+    for image in images:
+        shown = f"live figure {image['live']}" if image["live"] else image["src"]
+        where = f"{name}: image {image['n']} ({shown})"
+        if not image["id"] or not image["caption"].strip():
+            problems.append(f"{where} is not in a named <figure> with a <figcaption>: {how}")
+        elif not re.fullmatch(r"Figure \d+\.\d+\s*", image["number"]):
+            problems.append(f"{where}: caption number {image['number']!r} is not 'Figure N.k'")
+        if _is_file_name(image["alt"]) or len(image["alt"].split()) < 8:
+            problems.append(f"{where}: alt text {image['alt']!r} does not describe the figure: {how}")
+        if image["live"] and "Settings:" not in image["alt"]:
+            problems.append(f"{where}: the live frame's alt text does not name its settings")
+    for reference in references:
+        if not reference["found"]:
+            text, target = reference["text"], reference["target"]
+            problems.append(f"{name}: reference {text!r} to #{target} does not resolve")
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+
+
+PHONE, TABLET = (390, 844), (768, 1024)
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_no_sideways_scroll_and_touch_sized_controls_on_a_phone_and_a_tablet(browser, site_url, name):
+    """At 390 × 844 (a phone, 2×) and 768 px: nothing wider than the window; every live control
+    (a range input, or the label of a radio button or check box) is at least 24 CSS px tall."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width, height in (PHONE, TABLET):
+        page, log = open_page(browser, site_url, name, width, height, scale=2, phone=True)
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        culprits = page.evaluate(
+            f"""Array.from(document.querySelectorAll('article *'))
+                 .filter(e => e.getBoundingClientRect().right > {width} + 1)
+                 .filter(e => !Array.from(e.querySelectorAll('*')).some(c =>
+                                 c.getBoundingClientRect().right > {width} + 1))
+                 .slice(0, 5).map(e => `${{e.tagName}}.${{e.className}}: ${{e.textContent.slice(0, 50)}}`)"""
+        )
+        assert wide <= width, f"{name}: {wide} px wide at {width} px (scrolls sideways): {culprits}"
+        if width == PHONE[0]:
+            targets = page.evaluate(
+                """Array.from(document.querySelectorAll('.nqm-live-control input')).map(i => {
+                     const box = (i.type === 'range' ? i : i.closest('label')).getBoundingClientRect();
+                     return {name: i.name, kind: i.type, height: box.height, width: box.width}; })"""
+            )
+            assert targets, f"{name}: no live controls"
+            small = [t for t in targets if t["height"] < 24 or t["width"] < 24]
+            assert not small, f"{name}: touch targets under 24 CSS px at {width} px: {small}"
+            page.screenshot(path=str(SCREENSHOTS / f"{name.replace('/', '__')}@390.png"), full_page=True)
+        assert log.console_errors == [], f"{name}: console errors {log.console_errors}"
+        page.close()
+
+
+@pytest.mark.parametrize("name", [c for c in CHAPTERS if "09_" not in c])
+def test_wide_equations_show_that_they_scroll_on_a_phone(browser, site_url, name):
+    """At 390 px each display equation wider than the column scrolls and shows a shadow on the
+    side with more to see; scrolled to its end, the shadow moves to the other side."""
+    page, _ = open_page(browser, site_url, name, *PHONE, scale=2, phone=True)
+    page.wait_for_function("document.documentElement.dataset.nqmEquations === 'marked'", timeout=10_000)
+    equations = page.evaluate(
+        """Array.from(document.querySelectorAll('div.math mjx-container')).map((e, n) => ({n,
+             wide: e.scrollWidth > e.clientWidth + 1, overflow: getComputedStyle(e).overflowX,
+             mark: e.dataset.nqmScroll || '', shadow: getComputedStyle(e).boxShadow}))"""
+    )
+    wide = [e for e in equations if e["wide"]]
+    silent = [e for e in wide if e["overflow"] not in ("auto", "scroll") or e["mark"] != "right"]
+    silent += [e for e in wide if e["shadow"] in ("", "none") and e not in silent]
+    assert not silent, f"{name}: {len(silent)} of {len(wide)} wide equations hide that they scroll: {silent}"
+    if wide:
+        n = wide[0]["n"]
+        page.evaluate(
+            f"(() => {{ const e = document.querySelectorAll('div.math mjx-container')[{n}]; "
+            f"e.scrollLeft = e.scrollWidth; }})()"
+        )
+        page.wait_for_function(
+            f"document.querySelectorAll('div.math mjx-container')[{n}].dataset.nqmScroll === 'left'",
+            timeout=5_000,
+        )
+    page.close()
+
+
+def _open_overlay(page, image, tap=False):
+    image.scroll_into_view_if_needed()
+    (image.tap if tap else image.click)()
+    page.wait_for_selector("dialog.nqm-zoom[open]", timeout=5_000)
+    page.wait_for_function(
+        "(() => { const i = document.querySelector('dialog.nqm-zoom img');"
+        " return i.complete && i.naturalWidth > 0; })()",
+        timeout=5_000,
+    )
+
+
+@pytest.mark.parametrize("phone", [False, True], ids=["click-1280", "tap-390"])
+def test_a_figure_opens_enlarged_in_the_page_zooms_and_closes(browser, site_url, phone):
+    """Click (or tap) a static and a live figure: an overlay shows it (no navigation), zooms, keeps
+    a link to the full-size PNG, and closes on Esc, on a click outside the image and on its button."""
+    size = PHONE if phone else (1280, 900)
+    page, log = open_page(browser, site_url, "chapters/02_sgd.html", *size, scale=1 + phone, phone=phone)
+    url = page.url
+    static = "article .cell_output img:not(.nqm-live-frame):not(.nqm-live-print)"
+    for selector in (static, "img.nqm-live-frame"):
+        image = page.locator(selector).first
+        link = image.evaluate("i => i.closest('a').href")
+        for close in ("Escape", "outside", "button"):
+            _open_overlay(page, image, tap=phone)
+            assert page.url == url, f"{selector}: opening the figure left the page for {page.url}"
+            dialog = page.locator("dialog.nqm-zoom")
+            full = dialog.locator("a.nqm-zoom-full")
+            assert full.get_attribute("href") == link and link.endswith(".png")
+            assert page.request.get(link).ok, f"the full-size PNG {link} is not there"
+            before = float(dialog.get_attribute("data-scale"))
+            dialog.locator("button[data-zoom=in]").click()
+            assert float(dialog.get_attribute("data-scale")) > before, "zooming in did not enlarge the figure"
+            if close == "Escape":
+                page.keyboard.press("Escape")
+            elif close == "outside":
+                page.mouse.click(5, size[1] - 5)
+            else:
+                dialog.locator("button.nqm-zoom-close").click()
+            page.wait_for_selector("dialog.nqm-zoom[open]", state="detached", timeout=5_000)
+            assert not dialog.evaluate("d => d.open"), f"{selector}: the overlay did not close on {close}"
+    assert log.off_site == [] and log.console_errors == [], (log.off_site, log.console_errors)
+    page.close()
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_print_shows_each_live_figure_at_its_default_frame_with_its_caption_and_no_controls(
+    browser, site_url, name
+):
+    page, _ = open_page(browser, site_url, name)
+    figures = _live_figures_of(name)
+    first = page.locator(".nqm-live input").first
+    first.focus()
+    page.keyboard.press("ArrowRight" if first.get_attribute("type") == "range" else "Space")
+    page.emulate_media(media="print")
+    for figure in figures:
+        root = page.locator(f"#live-{figure.id}")
+        hidden = root.locator("input, .nqm-live-note, img.nqm-live-frame")
+        shown = [i for i in range(hidden.count()) if hidden.nth(i).is_visible()]
+        assert not shown, f"{name}: {figure.id}: controls, notes or the moved frame visible in print"
+        printed = root.locator("img.nqm-live-print")
+        assert printed.is_visible(), f"{name}: {figure.id}: no frame in print"
+        src = printed.evaluate("i => i.complete && i.naturalWidth > 0 && i.currentSrc")
+        assert src and src.endswith(f"/{figure.frame_index()}.png"), f"{name}: {figure.id}: printed {src}"
+        caption = root.locator("xpath=ancestor::figure[1]/figcaption")
+        if caption.count():  # the caption test names uncaptioned figures
+            text = caption.inner_text()
+            assert "(interactive online)" in text, f"{name}: {figure.id}: caption in print {text!r}"
+    page.emulate_media(media="screen")
+    notes = page.locator("figcaption .nqm-print-only")
+    assert all(not notes.nth(i).is_visible() for i in range(notes.count())), "print-only text on screen"
+    page.close()
+
+
+def test_one_visible_search_box_at_1280_px_and_one_way_to_search_on_a_phone(browser, site_url):
+    search = (
+        "Array.from(document.querySelectorAll('.search-button-field, button.search-button, form.bd-search'))"
+        ".filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0"
+        " && getComputedStyle(e).visibility !== 'hidden'; }).map(e => e.className)"
+    )
+    for width, height, wanted in ((1280, 900, 1), (*PHONE, None)):
+        page, _ = open_page(browser, site_url, "chapters/02_sgd.html", width, height, phone=width < 960)
+        visible = page.evaluate(search)
+        if wanted is None:
+            assert visible, f"no way to search at {width} px"
+        else:
+            assert len(visible) == wanted, f"{len(visible)} search boxes at {width} px: {visible}"
+        page.close()
+
+
+def test_2x_screens_load_2x_images_and_1x_screens_1x(browser, site_url):
+    """At device-scale-factor 2 every ``srcset`` image (live frames, static figures executed at 2×)
+    loads its 2× file, also after a live move; at 1 the 1× file (the page weighs what it did)."""
+    for scale in (1, 2):
+        page, _ = open_page(browser, site_url, "chapters/02_sgd.html", scale=scale)
+        images = page.evaluate(
+            f"""{ARTICLE_IMAGES}.filter(i => i.srcset).map(i => ({{src: i.currentSrc,
+                 ok: i.complete && i.naturalWidth > 0, width: i.naturalWidth,
+                 drawn: Number(i.getAttribute('width'))}}))"""
+        )
+        assert any("live" in i["src"] for i in images), "no live frame with a srcset"
+        for image in images:
+            assert image["ok"] and image["width"] == image["drawn"], image
+            assert ("2x" in image["src"].rsplit("/", 1)[1]) == (scale == 2), f"at {scale}×: {image['src']}"
+        slider = page.locator(".nqm-live input[type=range]").first
+        slider.focus()
+        page.keyboard.press("ArrowRight" if slider.evaluate("i => i.value < i.max") else "ArrowLeft")
+        page.wait_for_function(f"{FIGURES_JS}.some(f => f.dataset.redrawMs)", timeout=10_000)
+        moved = page.evaluate(f"{FIGURES_JS}.find(f => f.dataset.redrawMs).querySelector('img').currentSrc")
+        assert moved.endswith("@2x.png") == (scale == 2), f"at {scale}× after a move: {moved}"
+        page.close()
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
