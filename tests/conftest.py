@@ -4,7 +4,9 @@ The site is built once per ``pytest`` run, however many workers ``pytest-xdist``
 folder that all workers of the run share, under a file lock, so that the first worker to ask
 builds it and the others wait for it and read its result. The build starts in the background as
 soon as a worker's session begins (if any selected test needs the site), so that it runs while
-the other tests do; a site test waits for it only if it is not finished yet.
+the other tests do, at a higher CPU priority than theirs (the site tests, which come last, wait
+for it; frames of the live figures may have to be drawn first); a site test waits for it only if
+it is not finished yet.
 
 With ``NQM_BUILT_SITE=<html folder>`` the site tests use that already built site instead
 (e.g. ``_build/html`` after ``make book``), to check a change to the browser tests quickly.
@@ -24,6 +26,9 @@ import pytest
 from tools.book import build_once
 from tools.parallel_tests import SITE_FIXTURES
 
+#: How much lower the tests' CPU priority is than the site build's while it runs (``nice``).
+YIELD_TO_THE_BUILD = 5
+
 
 def shared_folder(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> Path:
     """A folder shared by every process of this run: under xdist, the workers' common parent."""
@@ -41,6 +46,10 @@ def _site_build_in_the_background(request, tmp_path_factory):
     folder = shared_folder(tmp_path_factory, request.config) / "book"
     builder = threading.Thread(target=build_once, args=(folder,), name="site build", daemon=True)
     builder.start()
+    # The site tests wait for the build: let it have the cores first. On Linux a thread's nice
+    # value is its own, so the build (started by the builder thread) keeps the normal priority
+    # while the tests of this worker, and the kernels and browsers they start, yield to it.
+    os.nice(YIELD_TO_THE_BUILD)
     yield
     builder.join()  # the build is someone's to use: never leave it half done
 

@@ -107,14 +107,18 @@ def test_a_test_belongs_to_the_chapters_its_parameter_id_names(nodeid, chapters)
     assert chapters_of_test(nodeid) == chapters
 
 
-def test_offline_and_site_phases_split_a_chapters_tests_by_whether_they_need_the_site():
+def test_the_nbval_phase_runs_the_chapters_nbval_tests_and_the_checks_phase_the_rest():
+    another_machine = (
+        "tests/test_any_machine.py::test_chapter_passes_nbval_on_another_machine[03_momentum.ipynb]"
+    )
     page_test = "tests/test_site_browser.py::test_page[chapters/03_momentum.html]"
     notebook_test = "tests/test_notebooks.py::test_setup_cell[03_momentum.ipynb]"
-    assert selected(page_test, {"browser", "site_url"}, {"03_momentum"}, "site")
-    assert not selected(page_test, {"browser", "site_url"}, {"03_momentum"}, "offline")
-    assert selected(notebook_test, {"path"}, {"03_momentum"}, "offline")
-    assert not selected(notebook_test, {"path"}, {"03_momentum"}, "site")
-    assert not selected(notebook_test, {"path"}, {"02_sgd"}, "offline")
+    assert selected(another_machine, {"03_momentum"}, "nbval")
+    assert not selected(another_machine, {"03_momentum"}, "checks")
+    for test in (page_test, notebook_test):
+        assert selected(test, {"03_momentum"}, "checks")
+        assert not selected(test, {"03_momentum"}, "nbval")
+    assert not selected(notebook_test, {"02_sgd"}, "checks")
 
 
 def test_check_looks_in_every_test_file_that_parametrises_by_chapter():
@@ -127,18 +131,18 @@ def test_check_looks_in_every_test_file_that_parametrises_by_chapter():
 FAKE_TESTS = """
 import pytest
 
-@pytest.fixture
-def built_site():
-    return None
-
 CHAPTERS = ["01_first.ipynb", "03_momentum.ipynb"]
+
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_chapter_passes_nbval_on_another_machine(path):
+    pass
 
 @pytest.mark.parametrize("path", CHAPTERS)
 def test_structure(path):
     pass
 
 @pytest.mark.parametrize("page", ["chapters/03_momentum.html", "chapters/01_first.html", "intro.html"])
-def test_page(built_site, page):
+def test_page(page):
     pass
 
 def test_book_wide():
@@ -149,8 +153,14 @@ def test_book_wide():
 @pytest.mark.parametrize(
     "phase, expected",
     [
-        ("offline", ["test_fake.py::test_structure[03_momentum.ipynb]"]),
-        ("site", ["test_fake.py::test_page[chapters/03_momentum.html]"]),
+        ("nbval", ["test_fake.py::test_chapter_passes_nbval_on_another_machine[03_momentum.ipynb]"]),
+        (
+            "checks",
+            [
+                "test_fake.py::test_structure[03_momentum.ipynb]",
+                "test_fake.py::test_page[chapters/03_momentum.html]",
+            ],
+        ),
     ],
 )
 def test_the_plugin_collects_exactly_the_chapters_tests_of_each_phase(tmp_path, phase, expected):

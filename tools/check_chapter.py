@@ -10,12 +10,12 @@ HEAD`` and untracked chapter notebooks), and says so when there is none. For eac
 2. build the site incrementally into ``_build/html`` and copy the student notebooks to
    ``notebooks/``, as ``make book`` does — in the background, while
 3. pytest (two workers) runs the chapter's strict nbval in this environment and under another
-   CPU's BLAS/SIMD/PyTorch kernels (``tests/test_any_machine.py``), and every test of ``tests/``
-   parametrised by the chapter that needs no site: structure, glue, figure captions, the code a
-   reader sees, the student notebook, the numbers' rounding edges;
-4. then, on the built site, every test parametrised by the chapter or its page that needs the
-   site: the glued numbers on the page, the launch buttons, the student notebook's links, and the
-   browser checks (console, requests, formulas, images, live figures, legibility).
+   CPU's BLAS/SIMD/PyTorch kernels (``tests/test_any_machine.py``): the ``nbval`` phase;
+4. then, once the site is built and the student notebook copied, every other test of ``tests/``
+   parametrised by the chapter or its page: structure, glue and the numbers' rounding edges,
+   figure captions, the code a reader sees, the student notebook, the glued numbers on the page,
+   the launch buttons, and the browser checks (console, requests, formulas, images, live figures,
+   legibility): the ``checks`` phase.
 
 It ends with one line per failure: the cell or page element, the problem and what to do.
 Book-wide checks (every chapter, the library's unit tests) are ``make test``'s.
@@ -44,7 +44,6 @@ if str(ROOT) not in sys.path:  # run as a script: make `tools` importable
     sys.path.insert(0, str(ROOT))
 
 from tools.book import build_command, copy_student_notebooks, html_folder  # noqa: E402
-from tools.parallel_tests import SITE_FIXTURES  # noqa: E402
 
 CHAPTERS = ROOT / "chapters"
 TESTS = ROOT / "tests"
@@ -53,7 +52,9 @@ CHAPTER_SOURCES = re.compile(r"chapter_notebooks\(\)|toc_pages\(\)|\"chapters\""
 #: A chapter named in a test's parameter id: ``03_momentum.ipynb`` or ``chapters/03_momentum.html``.
 CHAPTER_IN_ID = re.compile(r"(?<![\w.])(\d\d_\w+)\.(?:ipynb|html)(?![\w.])")
 NBVAL_CELL = re.compile(r"^chapters/(\d\d_\w+\.ipynb)::Cell (\d+)$")
-PHASES = ("offline", "site")
+PHASES = ("nbval", "checks")
+#: The nbval runs of a chapter that are tests of ``tests/`` (under another machine's kernels).
+NBVAL_TESTS = {"test_chapter_passes_nbval_on_another_machine"}
 WORKERS = 2
 
 
@@ -88,15 +89,16 @@ def chapters_of_test(nodeid: str) -> set[str]:
     return set(CHAPTER_IN_ID.findall(parameters))
 
 
-def selected(nodeid: str, fixtures: set[str], chapters: set[str], phase: str) -> bool:
+def selected(nodeid: str, chapters: set[str], phase: str) -> bool:
     """Whether ``make check`` runs this test of ``tests/`` for ``chapters`` in ``phase``.
 
-    ``offline``: the chapter's tests that need no site; ``site``: those that need the built site.
+    ``nbval``: the chapter's nbval runs (they take the time, and run while the site builds);
+    ``checks``: the chapter's other tests (they need the built site or the student notebooks).
     """
     if not chapters_of_test(nodeid) & chapters:
         return False
-    needs_site = bool(SITE_FIXTURES & fixtures)
-    return needs_site if phase == "site" else not needs_site
+    nbval = nodeid.split("::")[-1].split("[")[0] in NBVAL_TESTS
+    return nbval if phase == "nbval" else not nbval
 
 
 # --- the pytest plugin (loaded in every xdist worker with -p tools.check_chapter) -------------
@@ -105,7 +107,7 @@ def selected(nodeid: str, fixtures: set[str], chapters: set[str], phase: str) ->
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("check_chapter", "make check (tools/check_chapter.py)")
     group.addoption("--check-chapters", default="", help="comma-separated chapter stems to select")
-    group.addoption("--check-phase", choices=PHASES, default="offline")
+    group.addoption("--check-phase", choices=PHASES, default="nbval")
     group.addoption("--check-report", default="", help="write the failures to this JSON file")
 
 
@@ -117,9 +119,9 @@ def pytest_collection_modifyitems(config, items) -> None:
     keep, drop = [], []
     for item in items:
         if item.nodeid.startswith("chapters/"):  # nbval's cells of a chapter named on the command line
-            chosen = phase == "offline"
+            chosen = phase == "nbval"
         else:
-            chosen = selected(item.nodeid, set(getattr(item, "fixturenames", ())), chapters, phase)
+            chosen = selected(item.nodeid, chapters, phase)
         (keep if chosen else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -341,8 +343,8 @@ def check(notebooks: list[Path], execute_first: bool = True, workers: int = WORK
     selection = ["--check-chapters", ",".join(stems)]
     tests = [str(path.relative_to(ROOT)) for path in chapter_test_files()]
     parallel = ["-n", str(workers)] if workers > 1 else []
-    offline_code, failures = _pytest(
-        [*parallel, *selection, "--check-phase", "offline", *relative, *tests], scratch / "offline.json", env
+    nbval_code, failures = _pytest(
+        [*parallel, *selection, "--check-phase", "nbval", *relative, *tests], scratch / "nbval.json", env
     )
 
     build_code = build.wait()
@@ -352,23 +354,23 @@ def check(notebooks: list[Path], execute_first: bool = True, workers: int = WORK
         else "the site build FAILED",
         flush=True,
     )
-    if build_code != 0:
+    if build_code != 0:  # warnings are errors; with --keep-going every page is written all the same
         problems = _build_problems(build_log.read_text(encoding="utf-8", errors="replace"))
         failures.append(
             {"nodeid": "site build", "when": "build", "message": " | ".join(problems), "text": ""}
         )
-    else:
+    if (html_folder() / "notebooks").is_dir():
         changed = copy_student_notebooks(html_folder())
         if changed:
             print(f"student notebooks updated in notebooks/: {', '.join(changed)} (commit them)", flush=True)
-        site_env = {**env, "NQM_BUILT_SITE": str(html_folder())}
-        _, site_failures = _pytest(
-            [*selection, "--check-phase", "site", *tests], scratch / "site.json", site_env
-        )
-        failures += site_failures
+    checks_env = {**env, "NQM_BUILT_SITE": str(html_folder())}
+    _, check_failures = _pytest(
+        [*selection, "--check-phase", "checks", *tests], scratch / "checks.json", checks_env
+    )
+    failures += check_failures
 
     elapsed = time.perf_counter() - start
-    if not failures and offline_code in (0, 5):
+    if not failures and nbval_code in (0, 5):
         print(f"\nmake check: all checks of {', '.join(relative)} passed in {elapsed:.0f} s.")
         return 0
     print(f"\nmake check: {len(failures)} failed check(s) of {', '.join(relative)} ({elapsed:.0f} s):")
