@@ -342,3 +342,15 @@ def test_a_notebooks_cells_and_a_shared_fixtures_tests_each_go_to_one_worker():
     assert scopes["tests/test_ema.py::test_one"] == "fixture:monte_carlo"
     assert scopes["tests/test_ema.py::test_two"] == "tests/test_ema.py::test_two"
     assert scopes["tests/test_x.py::test_y[chapters/02_b.ipynb::Cell 1]"].startswith("tests/")
+
+
+def test_a_failed_build_is_reported_by_its_warnings_each_once_without_colours():
+    warning = "\x1b[91m/x/chapters/01_a.ipynb:90002: WARNING: Duplicate target 'fig-a'.\x1b[39;49;00m"
+    log = "\n".join(["reading sources...", warning, warning, "ERROR: broken", "build finished"])
+    assert check_chapter.build_problems(log) == [
+        "/x/chapters/01_a.ipynb:90002: WARNING: Duplicate target 'fig-a'.",
+        "ERROR: broken",
+    ]
+    many = "\n".join(f"WARNING: number {n}" for n in range(15))
+    assert check_chapter.build_problems(many, limit=10)[-1] == "… and 5 more (make book shows them all)"
+    assert check_chapter.build_problems("Traceback\nboom\n") == ["Traceback", "boom"]

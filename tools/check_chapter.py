@@ -308,9 +308,17 @@ def _pytest(arguments: list[str], report: Path, env: dict[str, str]) -> tuple[in
     return returncode, failures
 
 
-def _build_problems(log: str) -> list[str]:
-    lines = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line or "Error" in line]
-    return lines[:20] or log.strip().splitlines()[-15:]
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def build_problems(log: str, limit: int = 10) -> list[str]:
+    """The build's warnings and errors, each once, without terminal colours (else its last lines)."""
+    lines = [ANSI_COLOUR.sub("", line).strip() for line in log.splitlines()]
+    problems = list(dict.fromkeys(line for line in lines if re.search(r"WARNING|ERROR|Error", line)))
+    if not problems:
+        return [line for line in lines if line][-limit:]
+    more = [f"… and {len(problems) - limit} more (make book shows them all)"] if len(problems) > limit else []
+    return problems[:limit] + more
 
 
 def check(notebooks: list[Path], execute_first: bool = True, workers: int = WORKERS) -> int:
@@ -355,10 +363,9 @@ def check(notebooks: list[Path], execute_first: bool = True, workers: int = WORK
         flush=True,
     )
     if build_code != 0:  # warnings are errors; with --keep-going every page is written all the same
-        problems = _build_problems(build_log.read_text(encoding="utf-8", errors="replace"))
-        failures.append(
-            {"nodeid": "site build", "when": "build", "message": " | ".join(problems), "text": ""}
-        )
+        problems = build_problems(build_log.read_text(encoding="utf-8", errors="replace"))
+        message = "\n      ".join(problems)
+        failures.append({"nodeid": "site build", "when": "build", "message": message, "text": ""})
     if (html_folder() / "notebooks").is_dir():
         changed = copy_student_notebooks(html_folder())
         if changed:
@@ -377,8 +384,8 @@ def check(notebooks: list[Path], execute_first: bool = True, workers: int = WORK
     for failure in failures:
         if failure["nodeid"] == "site build":
             print(
-                f"- the site build (log: {build_log}): {failure['message']}\n"
-                "    what to do: fix each warning above (warnings are errors); make book shows them all"
+                f"- the site build (log: {build_log}) warned or failed:\n      {failure['message']}\n"
+                "    what to do: fix each of these (warnings are errors), in whichever page they are"
             )
             continue
         for line in explain(failure, executed=execute_first):
