@@ -14,6 +14,7 @@ With ``NQM_BUILT_SITE=<html folder>`` the site tests use that already built site
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -44,12 +45,25 @@ def _site_build_in_the_background(request, tmp_path_factory):
         yield
         return
     folder = shared_folder(tmp_path_factory, request.config) / "book"
-    builder = threading.Thread(target=build_once, args=(folder,), name="site build", daemon=True)
+    tests_thread, niced = threading.get_native_id(), threading.Event()
+
+    def build_then_restore_priority() -> None:
+        try:
+            build_once(folder)
+        finally:
+            niced.wait()
+            with contextlib.suppress(PermissionError):  # raising a priority again needs root (CI has it)
+                os.setpriority(os.PRIO_PROCESS, tests_thread, priority)
+
+    builder = threading.Thread(target=build_then_restore_priority, name="site build", daemon=True)
     builder.start()
     # The site tests wait for the build: let it have the cores first. On Linux a thread's nice
     # value is its own, so the build (started by the builder thread) keeps the normal priority
-    # while the tests of this worker, and the kernels and browsers they start, yield to it.
+    # while the tests of this worker, and the kernels and browsers they start, yield to it until
+    # it is done (then the browser tests, timed to 100 ms, run at the normal priority again).
+    priority = os.getpriority(os.PRIO_PROCESS, tests_thread)
     os.nice(YIELD_TO_THE_BUILD)
+    niced.set()
     yield
     builder.join()  # the build is someone's to use: never leave it half done
 
