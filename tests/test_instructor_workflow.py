@@ -102,6 +102,7 @@ def test_check_refuses_a_file_that_is_not_a_chapter(capsys):
         ("tests/test_theory.py::test_risk", set()),
         ("tests/test_x.py::test_y[103_momentum.ipynb]", set()),
     ],
+    ids=["notebook", "page", "explore-call", "other-page", "numbers", "no-parameters", "longer-number"],
 )
 def test_a_test_belongs_to_the_chapters_its_parameter_id_names(nodeid, chapters):
     assert chapters_of_test(nodeid) == chapters
