@@ -6,7 +6,8 @@
 Without a chapter it checks the chapters changed since the last commit (``git diff --name-only
 HEAD`` and untracked chapter notebooks), and says so when there is none. For each chapter:
 
-1. re-execute it and save it, as ``make execute NB=…`` does (skipped with ``--no-execute``);
+1. re-execute it and save it, as ``make execute NB=…`` does (skipped with ``--no-execute``), and
+   lint it with ruff, as ``make test`` does;
 2. build the site incrementally into ``_build/html`` and copy the student notebooks to
    ``notebooks/``, as ``make book`` does — in the background, while
 3. pytest (two workers) runs the chapter's strict nbval in this environment and under another
@@ -341,20 +342,30 @@ def check(notebooks: list[Path], execute_first: bool = True, workers: int = WORK
                 return 1
             print(f"executed {name} in {seconds:.1f} s", flush=True)
 
+    failures: list[dict] = []
     scratch = Path(tempfile.mkdtemp(prefix="nqm-check-"))
     build_log = scratch / "build.log"
     with build_log.open("w") as log:
         build = subprocess.Popen(build_command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     print("building the site in the background (_build/html) …", flush=True)
 
+    lint = subprocess.run(
+        [str(Path(sys.executable).parent / "ruff"), "check", "--output-format", "concise", *relative],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    if lint.returncode != 0:
+        findings = [line for line in lint.stdout.splitlines() if line.startswith("chapters/")]
+        failures.append({"nodeid": "ruff", "when": "lint", "message": "\n      ".join(findings), "text": ""})
+
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
     selection = ["--check-chapters", ",".join(stems)]
     tests = [str(path.relative_to(ROOT)) for path in chapter_test_files()]
     parallel = ["-n", str(workers)] if workers > 1 else []
-    nbval_code, failures = _pytest(
+    nbval_code, nbval_failures = _pytest(
         [*parallel, *selection, "--check-phase", "nbval", *relative, *tests], scratch / "nbval.json", env
     )
 
+    failures += nbval_failures
     build_code = build.wait()
     print(
         f"site built in {time.perf_counter() - start:.0f} s since the start"
@@ -386,6 +397,12 @@ def check(notebooks: list[Path], execute_first: bool = True, workers: int = WORK
             print(
                 f"- the site build (log: {build_log}) warned or failed:\n      {failure['message']}\n"
                 "    what to do: fix each of these (warnings are errors), in whichever page they are"
+            )
+            continue
+        if failure["nodeid"] == "ruff":
+            print(
+                f"- ruff (make test lints the chapters too):\n      {failure['message']}\n"
+                f"    what to do: fix these; `.venv/bin/ruff check --fix {' '.join(relative)}` fixes some"
             )
             continue
         for line in explain(failure, executed=execute_first):
