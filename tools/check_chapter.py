@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `tools` importable
     sys.path.insert(0, str(ROOT))
 
 from tools.book import build_command, copy_student_notebooks, html_folder  # noqa: E402
+from tools.parallel_tests import ANOTHER_MACHINE  # noqa: E402
 
 CHAPTERS = ROOT / "chapters"
 TESTS = ROOT / "tests"
@@ -55,7 +56,7 @@ CHAPTER_IN_ID = re.compile(r"(?<![\w.])(\d\d_\w+)\.(?:ipynb|html)(?![\w.])")
 NBVAL_CELL = re.compile(r"^chapters/(\d\d_\w+\.ipynb)::Cell (\d+)$")
 PHASES = ("nbval", "checks")
 #: The nbval runs of a chapter that are tests of ``tests/`` (under another machine's kernels).
-NBVAL_TESTS = {"test_chapter_passes_nbval_on_another_machine"}
+NBVAL_TESTS = {ANOTHER_MACHINE}
 WORKERS = 2
 
 
@@ -155,7 +156,7 @@ def pytest_sessionfinish(session) -> None:
 
 #: What to do when a test fails, by test function.
 HINTS = {
-    "test_chapter_passes_nbval_on_another_machine": (
+    ANOTHER_MACHINE: (
         "another CPU's kernels change this output: print at most ~6 significant digits, and glue a "
         "number that is a small difference of large ones with glue(name, value, significant_digits=3)"
     ),
@@ -270,7 +271,7 @@ def explain(failure: dict, executed: bool, chapters: Path = CHAPTERS) -> list[Fa
     page = f"chapters/{named[0]}.html" if named else "the page"
     hint = HINTS.get(function, DEFAULT_HINT).format(chapter=chapter, page_file=page.replace("/", "__"))
     message = failure["message"] or _short(failure["text"])
-    if function == "test_chapter_passes_nbval_on_another_machine":
+    if function == ANOTHER_MACHINE:
         cells = sorted(set(re.findall(r"chapters/(\d\d_\w+\.ipynb)::Cell (\d+)", failure["text"])))
         if cells:
             return [

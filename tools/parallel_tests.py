@@ -31,6 +31,7 @@ SHARED_FIXTURES = {"small_book", "colab_like_kernel", "jupyterlab", "scheduled",
 #: The fixtures of ``tests/conftest.py`` that give a test the built site.
 SITE_FIXTURES = {"built_site", "site_url"}
 NBVAL_CELL = re.compile(r"^(chapters/[^:]+\.ipynb)::Cell \d+$")
+#: The test that runs one chapter's nbval under another machine's kernels (``tests/test_any_machine.py``).
 ANOTHER_MACHINE = "test_chapter_passes_nbval_on_another_machine"
 
 
