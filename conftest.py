@@ -5,7 +5,7 @@ nbval's strict comparison of the chapters' outputs compares numbers up to roundi
 
 ``make test`` runs the suite in two pytest-xdist workers (``-n 2``): the hooks below order the
 work longest first and, for xdist's default mode, schedule it with
-:class:`tools.parallel_tests.ChapterScheduling` (a notebook's cells in one worker, in order; tests
+:func:`tools.parallel_tests.chapter_scheduling` (a notebook's cells in one worker, in order; tests
 sharing an expensive fixture in one worker). Other ``--dist`` modes are left to pytest-xdist.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tools.nbval_numbers import install
-from tools.parallel_tests import ChapterScheduling, order_longest_first, write_fixture_groups
+from tools.parallel_tests import chapter_scheduling, order_longest_first, write_fixture_groups
 
 install()
 
@@ -61,6 +61,6 @@ def pytest_configure_node(node) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """Schedule xdist's default mode with :class:`~tools.parallel_tests.ChapterScheduling`."""
+    """Schedule xdist's default mode with :func:`~tools.parallel_tests.chapter_scheduling`."""
     path = config.stash.get(_GROUPS_PATH, None)
-    return ChapterScheduling(config, path, log) if path is not None else None
+    return chapter_scheduling(config, path, log) if path is not None else None

@@ -20,7 +20,7 @@ from tools import book, check_chapter
 from tools.book import BUILD_FLAGS, build_command, build_once, copy_student_notebooks, html_folder
 from tools.check_chapter import changed_chapters, chapter_test_files, chapters_of_test, explain, selected
 from tools.notebooks import chapter_notebooks, execute
-from tools.parallel_tests import ChapterScheduling, fixture_groups, work_rank
+from tools.parallel_tests import fixture_groups, scope_of, work_rank
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -330,11 +330,10 @@ def test_a_notebooks_cells_and_a_shared_fixtures_tests_each_go_to_one_worker():
         FakeItem("tests/test_ema.py::test_one", ["monte_carlo"]),
         FakeItem("tests/test_ema.py::test_two"),
     ]
-    scheduler = ChapterScheduling.__new__(ChapterScheduling)  # only its scopes are tested here
-    scheduler._groups = fixture_groups(items)
+    groups = fixture_groups(items)
     nodeids = ["chapters/02_b.ipynb::Cell 0", "chapters/02_b.ipynb::Cell 11", "tests/test_ema.py::test_one"]
     nodeids += ["tests/test_ema.py::test_two", "tests/test_x.py::test_y[chapters/02_b.ipynb::Cell 1]"]
-    scopes = {nodeid: scheduler._split_scope(nodeid) for nodeid in nodeids}
+    scopes = {nodeid: scope_of(nodeid, groups) for nodeid in nodeids}
     assert (
         scopes["chapters/02_b.ipynb::Cell 0"]
         == scopes["chapters/02_b.ipynb::Cell 11"]

@@ -12,7 +12,7 @@
 
 pytest-xdist's own ``--dist loadgroup`` cannot group with this pytest: it renames items through
 an attribute (``_nodeid``) that pytest 9 no longer reads. So the grouping is a scheduler of our
-own (:class:`ChapterScheduling`), which learns the fixture groups from a file the workers write
+own (:func:`chapter_scheduling`), which learns the fixture groups from a file the workers write
 when they collect.
 """
 
@@ -23,7 +23,6 @@ import re
 from pathlib import Path
 
 import pytest
-from xdist.scheduler import LoadScopeScheduling
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Module-scoped fixtures that take seconds to make: the tests that use one share a worker.
@@ -95,26 +94,31 @@ def write_fixture_groups(items: list[pytest.Item], path: Path, worker: str) -> N
     scratch.replace(path)  # every worker collects the same tests: any complete copy will do
 
 
-class ChapterScheduling(LoadScopeScheduling):
-    """pytest-xdist's scheduling by scope, where a scope is a notebook, a shared fixture or a test.
+def scope_of(nodeid: str, groups: dict[str, str]) -> str:
+    """The scope a test is scheduled with: its notebook, its shared fixture's group, or itself."""
+    cell = NBVAL_CELL.match(nodeid)
+    if cell:  # correctness: one kernel per notebook
+        return cell.group(1)
+    return groups.get(nodeid, nodeid)
 
-    Work units are handed out in the order of the collection (which ``pytest_collection_modifyitems``
-    sorted longest first) to whichever worker has fewer than three tests left to run.
+
+def chapter_scheduling(config: pytest.Config, groups_file: Path, log=None) -> object:
+    """pytest-xdist's scheduling by scope, with the scopes of :func:`scope_of`.
+
+    Work units are handed out in the order of the collection (which the root ``conftest.py``
+    sorted longest first) to whichever worker has fewer than three tests left to run. The fixture
+    groups are read from ``groups_file``, which the workers write when they collect.
     """
+    from xdist.scheduler import LoadScopeScheduling  # only where tests are distributed
 
-    def __init__(self, config: pytest.Config, groups_file: Path, log=None) -> None:
-        config.option.loadscopereorder = False  # keep the order of the collection: longest first
-        super().__init__(config, log)
-        self._groups_file = groups_file
-        self._groups: dict[str, str] | None = None
+    class ChapterScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if not hasattr(self, "_groups"):  # the workers wrote it before reporting their collection
+                try:
+                    self._groups = json.loads(groups_file.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    self._groups = {}
+            return scope_of(nodeid, self._groups)
 
-    def _split_scope(self, nodeid: str) -> str:
-        cell = NBVAL_CELL.match(nodeid)
-        if cell:  # correctness: one kernel per notebook
-            return cell.group(1)
-        if self._groups is None:  # written by the workers before they report their collection
-            try:
-                self._groups = json.loads(self._groups_file.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                self._groups = {}
-        return self._groups.get(nodeid, nodeid)
+    config.option.loadscopereorder = False  # keep the order of the collection: longest first
+    return ChapterScheduling(config, log)
