@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 
-.PHONY: book test execute serve bench experiment lint clean
+.PHONY: book test check execute serve bench experiment lint clean
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -22,15 +22,19 @@ $(READY): pyproject.toml constraints.txt
 ## make book: build the HTML site into _build/html (the committed notebook outputs are shown as they are),
 ## and write the student notebooks (plain Jupyter Markdown, for Colab and Binder) into notebooks/
 book: $(READY)
-	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
-	@rm -f notebooks/*.ipynb && cp _build/html/notebooks/*.ipynb notebooks/
-	@echo "Student notebooks written to notebooks/ (commit them: Colab opens them from the repository)."
-	@echo ""
-	@echo "The site is built: open _build/html/index.html (or run 'make serve')."
+	$(BIN)/python tools/book.py
 
-## make test: the whole test suite (unit tests, nbval over every chapter, the site build)
+## make test: the whole test suite (unit tests, nbval over every chapter, the site build), in
+## TEST_WORKERS parallel pytest-xdist workers (conftest.py groups and orders the work for them)
+TEST_WORKERS ?= 2
 test: $(READY)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15
+
+## make check: after editing a chapter, every check of it (re-execution, nbval here and on another
+## machine's kernels, structure, glue, the site page in a browser): NB=chapters/03_momentum.ipynb,
+## or by default the chapters changed since the last commit
+check: $(READY)
+	$(BIN)/python tools/check_chapter.py $(NB)
 
 ## make execute: re-execute chapter notebooks in place, saving outputs (NB=chapters/02_sgd.ipynb for one)
 execute: $(READY)

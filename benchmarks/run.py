@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.baseline import per_sample_loop_sgd  # noqa: E402
 from benchmarks.sweep_batch_size import REFERENCES, full_sweep, timed  # noqa: E402
 from nqm_lib import NQM, risk_curve, simulate  # noqa: E402
-from tools.notebooks import CELL_TIMEOUT_SECONDS, chapter_notebooks, execute  # noqa: E402
+from tools.notebooks import CELL_TIMEOUT_SECONDS, chapter_notebooks, execute, stamp_first_cell  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results.json"
 TARGETS = {  # metric -> (comparison, bound)
@@ -113,6 +113,59 @@ def chapter_times(repeats: int) -> dict[str, float]:
             totals.append(total)
     metrics = {f"chapter_{name}_seconds_median": statistics.median(t) for name, t in per_chapter.items()}
     metrics["book_seconds_median"] = statistics.median(totals)
+    return metrics
+
+
+def chapter_profile(path: Path) -> dict[str, float]:
+    """Where one chapter's execution time goes: kernel start-up, its first two cells, the rest.
+
+    Executed as ``make execute`` does (fresh kernel, setup cell stamped), cell by cell: the
+    start-up is the kernel's launch until it answers; the first two cells are the setup cell and
+    the imports; the kernel's CPU seconds (user + system) are reported beside the wall times.
+    """
+    import psutil
+
+    notebook = nbformat.read(path, as_version=4)
+    stamp_first_cell(notebook)
+    with tempfile.TemporaryDirectory() as scratch:
+        client = NotebookClient(
+            notebook,
+            timeout=CELL_TIMEOUT_SECONDS,
+            kernel_name="python3",
+            resources={"metadata": {"path": scratch}},
+        )
+        start = time.perf_counter()
+        with client.setup_kernel():
+            ready = time.perf_counter()
+            kernel = psutil.Process(client.km.provisioner.process.pid)
+            startup_cpu = sum(kernel.cpu_times()[:2])
+            cells = []
+            for index, cell in enumerate(notebook.cells):
+                if cell.cell_type == "code":
+                    before = time.perf_counter()
+                    client.execute_cell(cell, index)
+                    cells.append((index, time.perf_counter() - before))
+            cpu = sum(kernel.cpu_times()[:2])
+    index, slowest = max(cells, key=lambda cell: cell[1])
+    return {
+        "startup_seconds": ready - start,
+        "startup_cpu_seconds": startup_cpu,
+        "first_two_cells_seconds": sum(seconds for _, seconds in cells[:2]),
+        "other_cells_seconds": sum(seconds for _, seconds in cells[2:]),
+        "kernel_cpu_seconds": cpu,
+        "slowest_cell_index": index,
+        "slowest_cell_seconds": slowest,
+    }
+
+
+def chapter_profiles() -> dict[str, float]:
+    """:func:`chapter_profile` of every chapter (`chapter_<name>_<what>`) and their sums (`book_<what>`)."""
+    metrics: dict[str, float] = {}
+    for path in chapter_notebooks():
+        for key, value in chapter_profile(path).items():
+            metrics[f"chapter_{path.stem}_{key}"] = value
+            if key.endswith("seconds") and not key.startswith("slowest"):
+                metrics[f"book_{key}"] = metrics.get(f"book_{key}", 0.0) + value
     return metrics
 
 
@@ -244,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics: dict[str, object] = {"machine": machine()}
     if not args.skip_chapters:
         metrics.update(chapter_times(args.repeats))
+        metrics.update(chapter_profiles())
     metrics.update(widget_latencies())
     metrics.update(library_throughput())
     metrics.update(batch_size_sweep())

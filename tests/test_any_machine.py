@@ -8,6 +8,8 @@ format that such a difference could change it, and re-run every chapter under ot
 kernels, as another user's machine would.
 """
 
+import functools
+import json
 import os
 import re
 import subprocess
@@ -131,6 +133,7 @@ def _simd_features_to_disable():
     return above or sorted(found & {"X86_V3"})
 
 
+@functools.cache
 def other_machine_environment():
     """Environment variables that make this machine compute like another one, and a description."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
@@ -154,11 +157,26 @@ def other_machine_environment():
     return candidate, description
 
 
-def test_every_chapter_passes_nbval_on_another_machine():
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_chapter_passes_nbval_on_another_machine(path):
+    """The chapter's strict nbval, in a pytest of its own started with another machine's kernels.
+
+    One test per chapter, so that the chapters run in parallel workers and ``make check`` runs
+    only the edited one.
+    """
     env, description = other_machine_environment()
-    print(f"re-running every chapter with {description}")
+    print(f"re-running {path.name} with {description}")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "chapters", "-q", "-p", "no:cacheprovider", "--no-header"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(path.relative_to(ROOT)),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--no-header",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -171,21 +189,50 @@ def test_every_chapter_passes_nbval_on_another_machine():
 # --- glue keeps only the digits that mean something --------------------------------------------
 
 
-def test_glue_rounds_a_cancellation_prone_number_to_its_meaningful_digits(monkeypatch):
-    import myst_nb
+@pytest.fixture
+def published(monkeypatch):
+    """What glue publishes, as {name: value}, read back from the records as the build reads them."""
+    import IPython.display
+
+    records = {}
+
+    def display(bundle, raw, metadata):
+        records[metadata["scrapbook"]["name"]] = literal_eval(bundle[GLUE_RECORD])
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    return records
+
+
+def test_glue_rounds_a_cancellation_prone_number_to_its_meaningful_digits(published):
+    from nqm_lib import notebook
+
+    # Two machines' values of the same small difference agree only to ~9 digits ...
+    notebook.glue("gap", 9.910898235432342e-08, significant_digits=3)
+    first = published["gap"]
+    notebook.glue("gap", 9.910898246534572e-08, significant_digits=3)
+    # ... and are recorded as the same number.
+    assert first == published["gap"] == 9.91e-08
+    notebook.glue("steps", np.int64(7352), significant_digits=3)
+    assert published["steps"] == 7352 and isinstance(published["steps"], int)  # integers are exact
+
+
+@pytest.mark.parametrize("value", [0.123456789, 7352, "text", [1.5, 2.0]])
+def test_glue_publishes_exactly_the_record_of_myst_nbs_glue(monkeypatch, value):
+    """nqm_lib writes MyST-NB's record itself (importing myst_nb's glue costs a second per chapter)."""
+    import IPython.display
+    import myst_nb.ext.glue
 
     from nqm_lib import notebook
 
-    recorded = {}
-    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: recorded.update({name: value}))
-    # Two machines' values of the same small difference agree only to ~9 digits ...
-    notebook.glue("gap", 9.910898235432342e-08, significant_digits=3)
-    first = recorded["gap"]
-    notebook.glue("gap", 9.910898246534572e-08, significant_digits=3)
-    # ... and are recorded as the same number.
-    assert first == recorded["gap"] == 9.91e-08
-    notebook.glue("steps", np.int64(7352), significant_digits=3)
-    assert recorded["steps"] == 7352 and isinstance(recorded["steps"], int)  # integers are exact
+    calls = []
+    record = lambda *args, **kwargs: calls.append((args, kwargs))  # noqa: E731
+    monkeypatch.setattr(IPython.display, "display", record)
+    monkeypatch.setattr(myst_nb.ext.glue, "ipy_display", record)
+    notebook.glue("name", value)
+    myst_nb.glue("name", value, display=False)
+    assert len(calls) == 2 and calls[0] == calls[1]
+    assert json.dumps(calls[0], sort_keys=False) == json.dumps(calls[1], sort_keys=False)
+    assert notebook.GLUE_PREFIX == myst_nb.ext.glue.GLUE_PREFIX
 
 
 @pytest.mark.parametrize("digits", [0, -1, 2.5, True])
