@@ -439,7 +439,7 @@ def noise_scale_figure(
     ax.set_xlabel(r"expected risk $\mathbb{E}[L(\theta_t)]$ (training goes to the right)")
     ax.set_ylabel("batch size")
     ax.set_title("Gradient noise scale along the tuned runs at B = 4, and the critical batch size")
-    ax.legend(loc="upper left")
+    ax.legend(loc="lower right")
     _decades_only(ax)
     return fig
 
@@ -512,15 +512,22 @@ def tuned_lr_figure(
 
 
 def schedules_figure(
-    scheduled: ScheduledSteps, *, per_step: np.ndarray, shown: Sequence[int], stability_limit: float
+    scheduled: ScheduledSteps,
+    *,
+    per_step: np.ndarray,
+    shown: Sequence[int],
+    stability_limit: float,
+    per_step_cap: int | None = None,
 ) -> Figure:
     """Chapter 6: plain SGD with a constant rate, ten optimised pieces, and a rate per step.
 
     Top: steps to target against ``B`` for the best constant rate, the optimised piecewise schedule
-    and the Chebyshev steps (``per_step``, one count per batch size of ``scheduled``; ``inf`` is not
-    drawn), with the information-theoretic lower bound. Bottom: the optimised rates of the batch
-    sizes at the indices ``shown`` (steps on a common axis ``t/T``), with each best constant rate
-    dotted and the stability limit ``2/h_1`` as a black line.
+    and the Chebyshev steps (``per_step``, one count per batch size of ``scheduled``), with the
+    information-theoretic lower bound. A count of ``inf`` (no horizon up to the search's
+    ``max_steps`` reaches the target) is not drawn as a count; given ``per_step_cap``, that
+    ``max_steps``, it is marked by a hollow triangle at the cap. Bottom: the optimised rates of the
+    batch sizes at the indices ``shown`` (steps on a common axis ``t/T``), with each best constant
+    rate dotted and the stability limit ``2/h_1`` as a black line.
     """
     fig, (top, bottom) = new_figure(nrows=2, height=7.0)
     batches = scheduled.batch_sizes
@@ -530,6 +537,10 @@ def schedules_figure(
     reached = np.isfinite(per_step)
     top.loglog(batches[reached], per_step[reached], "D-", color=coordinate_color(2), ms=4,
                label="Chebyshev steps (a rate per step)")  # fmt: skip
+    if per_step_cap is not None and not reached.all():
+        at_cap = np.full(np.count_nonzero(~reached), float(per_step_cap))
+        top.loglog(batches[~reached], at_cap, "^", mfc="none", color=coordinate_color(2), ms=6,
+                   label=f"Chebyshev: none within {per_step_cap:,} steps")  # fmt: skip
     draw_information_bound(top, scheduled.target)
     top.set_xlabel("batch size B")
     top.set_ylabel("steps to target")

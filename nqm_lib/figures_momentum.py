@@ -251,7 +251,7 @@ def momentum_risk_figure(
 # tests/test_momentum_figures.py), so that a figure cell of the chapter is one call.
 # ---------------------------------------------------------------------------------------------
 
-#: Chapter 2's worked example, which chapter 3 keeps using: h = c = (50, 1), θ(0) = (1, 1).
+#: The worked example of chapter 2, h = c = (50, 1) and θ(0) = (1, 1), which chapter 3 keeps using.
 WORKED_EXAMPLE = NQM([50.0, 1.0], [50.0, 1.0], theta0=[1.0, 1.0])
 
 

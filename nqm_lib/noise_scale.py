@@ -12,8 +12,10 @@ the *simple* noise scale ::
 
     B_simple = tr(C) / ‖G‖²,
 
-the ratio of the noise's total variance to the squared gradient. Both grow along training as the
-gradient shrinks and the noise does not.
+the ratio of the noise's total variance to the squared gradient. Both grow as the gradient
+shrinks and the noise does not. On the NQM at a fixed learning rate that lasts only until the stiff
+coordinates reach their noise floor: from then on ``B_noise`` stays at
+``(B/η) Σ h_i c_i / Σ h_i² c_i/(2 − ηh_i)`` while the loss goes on falling (chapter 6).
 
 On the NQM the gradient is random along an SGD run, and what the expected-risk curves give are
 the second moments ``m_i = E[θ_i²]``; :func:`nqm_noise_scales` uses ``E‖G‖² = Σ n_i h_i² m_i`` and

@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 from numpy.polynomial import chebyshev
 
-from nqm_lib import NQM, risk_curve
+from nqm_lib import NQM, risk_curve, simulate
 from nqm_lib.batch_scaling import (
     PAPER_LRS,
     chebyshev_lrs,
@@ -123,8 +123,10 @@ def test_half_of_the_chebyshev_steps_are_unstable_and_the_largest_is_thousands_o
     assert lrs.max() / (2 / PAPER.h.max()) > 4000
 
 
-@pytest.mark.parametrize(("batch", "steps"), [(2**14, 312), (2**16, 195), (2**18, 177), (2**20, 176)])
-def test_chebyshev_steps_at_large_batch_sizes_are_first_crossings_of_the_exact_risk(batch, steps):
+@pytest.mark.parametrize(
+    ("batch", "steps"), [(1024, 1461), (4096, 646), (2**14, 312), (2**16, 195), (2**18, 177), (2**20, 176)]
+)
+def test_chebyshev_steps_from_b1024_on_are_first_crossings_of_the_exact_risk(batch, steps):
     """Every shorter horizon stays above the target (long-double recursion); this one reaches it."""
     low, high = PAPER.h.min(), PAPER.h.max()
     assert long_double_risk(PAPER, chebyshev_lrs(steps, low, high), batch) <= TARGET
@@ -133,10 +135,38 @@ def test_chebyshev_steps_at_large_batch_sizes_are_first_crossings_of_the_exact_r
     assert chebyshev_steps_to_target(PAPER, TARGET, [batch], max_steps=steps)[0] == steps
 
 
-def test_chebyshev_steps_do_not_reach_the_target_at_small_batch_sizes_within_320_steps():
-    found = chebyshev_steps_to_target(PAPER, TARGET, [4, 1024, 4096], max_steps=320)
-    assert np.all(np.isinf(found))
-    assert long_double_risk(PAPER, chebyshev_lrs(320, PAPER.h.min(), PAPER.h.max()), 4096) > TARGET
+def test_chebyshev_steps_do_not_reach_the_target_at_b256_and_below_within_1500_steps():
+    """Chapter 6: no horizon up to 1500 steps; at B = 256 the risk after 1500 is still 0.038."""
+    found = chebyshev_steps_to_target(PAPER, TARGET, [4, 16, 64, 256, 1024], max_steps=1500)
+    assert np.all(np.isinf(found[:4])) and found[4] == 1461
+    after_1500 = long_double_risk(PAPER, chebyshev_lrs(1500, PAPER.h.min(), PAPER.h.max()), 256)
+    assert after_1500 == pytest.approx(0.0385, abs=5e-4)  # 3.8 times the target
+
+
+def test_chebyshev_steps_beat_ten_pieces_5_fold_at_b1024_and_11_fold_at_b4096():
+    pieces = scheduled_steps_to_target(PAPER, TARGET, [1024, 4096]).steps
+    np.testing.assert_array_equal(pieces, [7912, 7333])
+    gains = pieces / np.array([1461, 646])  # the first crossings checked above
+    np.testing.assert_allclose(gains, [5.42, 11.35], atol=0.01)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_chebyshev_search_skipping_horizons_by_its_lower_bound_finds_every_first_crossing(seed):
+    """The search skips a horizon when a few coordinates' risk already exceeds the target; trying
+    every horizon with the long-double recursion must give the same counts."""
+    rng = np.random.default_rng(seed)
+    h = np.sort(rng.uniform(1e-3, 1.0, 12))[::-1]
+    noise, start, counts = rng.uniform(0.01, 1.0, 12) * h, rng.normal(size=12), rng.integers(1, 9, 12)
+    problem = NQM(h, noise, theta0=start, counts=counts)
+    target, batches, horizon = 0.002 * problem.initial_risk, [1, 8, 64, 512, 4096], 150
+    found = chebyshev_steps_to_target(problem, target, batches, max_steps=horizon)
+    low, high = problem.h.min(), problem.h.max()
+    for batch, count in zip(batches, found, strict=True):
+        lrs = [chebyshev_lrs(steps, low, high) for steps in range(1, horizon + 1)]
+        risks = [long_double_risk(problem, rates, batch) for rates in lrs]
+        reached = np.flatnonzero(np.array(risks) <= target)
+        assert count == (reached[0] + 1 if reached.size else np.inf)
+    assert np.isfinite(found).any() and np.isinf(found).any()  # both outcomes are exercised
 
 
 def test_the_order_of_the_chebyshev_steps_matters_with_noise_largest_first():
@@ -275,15 +305,16 @@ def test_the_risk_is_d_plus_n_over_b_for_time_varying_and_three_state_optimisers
 # ---------------------------------------------------------------- the linear rule (issue 21, item 7)
 
 
-def test_the_linear_rule_holds_only_approximately_0_829_to_0_787_for_b4_to_b128():
+def test_the_linear_rule_holds_only_approximately_0_83_to_0_79_for_b4_to_b128():
     sum_c = float(np.sum(PAPER.counts * PAPER.c))
+    assert (0.88 / 0.75) ** (1 / 59) - 1 == pytest.approx(0.0027, abs=5e-5)  # the fine grid's steps
     ratios = []
     for batch in (4, 8, 16, 32, 64, 128):
         rule = 4 * batch * TARGET / sum_c
         best = tuned_steps_to_target(PAPER, TARGET, [batch], lrs=rule * np.geomspace(0.75, 0.88, 60))
         ratios.append(float(best.lr[0] / rule))
-    assert ratios[0] == pytest.approx(0.829, abs=2e-3)
-    assert ratios[-1] == pytest.approx(0.787, abs=2e-3)
+    assert round(ratios[0], 2) == 0.83 and round(ratios[-1], 2) == 0.79
+    assert ratios[0] == pytest.approx(0.829, abs=2e-3) and ratios[-1] == pytest.approx(0.787, abs=2e-3)
     assert np.all(np.diff(ratios) <= 0) and ratios[0] - ratios[-1] > 0.03  # it drifts as η h_1 grows
     # at B = 4 the floor of the best rate is a little below the target
     assert 0.8 * TARGET < sgd_floor(PAPER, ratios[0] * 4 * 4 * TARGET / sum_c, 4) < TARGET
@@ -334,14 +365,46 @@ def test_simple_noise_scale_overestimates_the_critical_one_about_fourfold(noise_
     assert simple / measured == pytest.approx(4.36, abs=0.05)
 
 
-def test_noise_scale_levels_off_along_a_constant_rate_run():
-    tuned = tuned_steps_to_target(PAPER, TARGET, [4], lrs=PAPER_LRS)
-    steps = int(tuned.steps[0])
-    scales = [
-        nqm_noise_scales(PAPER, sgd_second_moments(PAPER, t, lr=tuned.lr[0], batch_size=4)).critical
-        for t in (0, steps // 100, steps)
-    ]
-    assert scales[0] < 2 and scales[1] == pytest.approx(scales[2], rel=0.01)
+def critical_noise_scale(problem, moments):
+    """B_noise = Σ n h c / Σ n h³ E[θ²], written out."""
+    return np.sum(problem.counts * problem.h * problem.c) / np.sum(problem.counts * problem.h**3 * moments)
+
+
+@pytest.mark.parametrize(("target", "plateau"), [(0.1, 82.9), (0.01, 707.6), (0.001, 7120.4)])
+def test_noise_scale_levels_off_within_half_a_percent_of_the_run_at_b_over_eta_times_sums(target, plateau):
+    """Chapter 6: the plateau is (B/η) Σ h c / Σ h² c/(2 − ηh), reached while the risk is still 1.4–2.6."""
+    tuned = tuned_steps_to_target(PAPER, target, [4], lrs=PAPER_LRS)
+    lr, steps = float(tuned.lr[0]), int(tuned.steps[0])
+    h, c, n = PAPER.h, PAPER.c, PAPER.counts
+    formula = 4 / lr * np.sum(n * h * c) / np.sum(n * h**2 * c / (2 - lr * h))
+    assert formula == pytest.approx(plateau, abs=0.05)
+
+    def scale(t):
+        return critical_noise_scale(PAPER, sgd_second_moments(PAPER, t, lr=lr, batch_size=4))
+
+    assert scale(steps) == pytest.approx(formula, rel=1e-6)  # where the run reaches the target
+    t = np.unique(np.geomspace(1, steps, 400).astype(int))
+    along = np.array([scale(k) for k in t])
+    assert np.all(np.diff(along) >= 0)  # it only grows, and not beyond the plateau
+    low, high = 0, steps  # the first step at 95% of the plateau, by bisection (it is monotone)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if scale(middle) >= 0.95 * formula else (middle, high)
+    assert 0.001 < high / steps < 0.005
+    moments = sgd_second_moments(PAPER, high, lr=lr, batch_size=4)
+    assert 1.4 < float(np.sum(0.5 * n * h * moments)) < 2.6  # the risk there: far above the target
+
+
+def test_noise_scale_grows_across_targets_because_the_tuned_rate_shrinks():
+    """B_noise at the plateau times η is almost the same for every target: B_noise ∝ 1/η."""
+    h, c, n = PAPER.h, PAPER.c, PAPER.counts
+    products = []
+    for target in (0.1, 0.01, 0.001):
+        lr = float(tuned_steps_to_target(PAPER, target, [4], lrs=PAPER_LRS).lr[0])
+        plateau = critical_noise_scale(PAPER, lr * c / (4 * h * (2 - lr * h)))  # every E[θ²] at its floor
+        products.append(lr * plateau)
+        assert products[-1] == pytest.approx(2 * 4 * np.sum(n * h * c) / np.sum(n * h**2 * c), rel=0.07)
+    assert max(products) / min(products) < 1.07
 
 
 # ---------------------------------------------------------------- steps against examples
@@ -400,3 +463,41 @@ def test_schedules_figure_draws_per_step_counts_only_where_they_are_finite(sched
     chebyshev_line = [line for line in top.get_lines() if "Chebyshev" in str(line.get_label())][0]
     assert len(chebyshev_line.get_xdata()) == 1
     assert len(bottom.patches) == 2  # one staircase per shown batch size
+    capped = schedules_figure(scheduled, per_step=per_step, shown=[0], stability_limit=2.0, per_step_cap=1500)
+    marks = [line for line in capped.axes[0].get_lines() if "none within 1,500" in str(line.get_label())][0]
+    np.testing.assert_array_equal(marks.get_xdata(), scheduled.batch_sizes[:5])
+    np.testing.assert_array_equal(marks.get_ydata(), np.full(5, 1500.0))
+
+
+# ---------------------------------------------------------------- the tuned learning rates (review, item 6)
+
+
+def test_momentums_effective_rate_grows_far_past_sgds_limit_and_levels_off_at_about_73_from_b32768():
+    momentum = paper_sweep()["momentum", 0.0]
+    effective = momentum.lr / (1 - momentum.momentum)
+    assert effective[-1] == pytest.approx(72.65, abs=0.01) and effective[-1] > 30 * 2 / PAPER.h.max()
+    flat = effective >= 0.97 * effective[-1]
+    assert momentum.batch_sizes[np.argmax(flat)] == 32768 and np.all(flat[np.argmax(flat) :])
+    assert np.all(np.diff(effective) >= 0)
+
+
+# ---------------------------------------------------------------- six methods: Monte Carlo (review, item 7)
+
+
+def test_the_largest_deviation_of_1000_correlated_steps_is_typically_2_to_3_standard_errors():
+    """The six-method comparison's Monte Carlo check (SGD + EMA, γ = 0.99, B = 1, 1000 runs): its seed
+    6 deviates by 1.5 standard errors at most, on the lucky side; other seeds reach up to about 3."""
+    problem = NQM.from_data_model([1.0, 0.1], [1.0, 1.0], theta0=[1.0, 1.0])
+    lrs = np.geomspace(1e-4, 0.999 * 2 / problem.h.max(), 80)  # the chapter's grid for SGD + EMA
+    finals = [risk_curve(problem, 1000, lr=lr, batch_size=1, ema_decay=0.99)[-1] for lr in lrs]
+    lr = lrs[int(np.argmin(finals))]
+    exact = risk_curve(problem, 1000, lr=lr, batch_size=1, ema_decay=0.99)
+
+    def largest_z(seed):
+        run = simulate(problem, 1000, lr=lr, batch_size=1, trials=1000, seed=seed, ema_decay=0.99)
+        return float(np.max(np.abs(run.risk - exact)[1:] / run.risk_stderr[1:]))
+
+    assert largest_z(6) == pytest.approx(1.50, abs=0.01)
+    others = np.array([largest_z(seed) for seed in range(100, 124)])
+    assert 1.8 < np.median(others) < 2.5 and others.max() < 3.6
+    assert np.mean(others > largest_z(6)) > 0.8

@@ -712,6 +712,38 @@ def test_claim_over_damped_roots_are_positive_below_lr_h_1_and_negative_above_so
                 assert np.all(np.sign(mean[1:]) != np.sign(mean[:-1]))  # flips sign at every step
 
 
+def test_claim_an_over_damped_stiff_spring_lands_nearer_each_step_only_up_to_lr_h_2():
+    # 1 < ηh ≤ 2, over-damped: the mean flips sign at every step and never moves further out
+    for x in np.linspace(1.01, 2.0, 30):
+        for beta in np.linspace(0.0, (1 - np.sqrt(x)) ** 2, 8)[:-1]:
+            mean = iterate_mean(x, beta, 300)
+            mean = mean[np.abs(mean) > 1e-250]
+            assert np.all(np.abs(mean[1:]) <= np.abs(mean[:-1]) * (1 + 1e-12))
+    # ηh = 2.1, β = 0.15: over-damped and stable, but the first step lands further out (1 → −1.1)
+    x, beta = 2.1, 0.15
+    assert beta < (1 - np.sqrt(x)) ** 2 and x < 2 * (1 + beta)
+    assert all(abs(root.imag) == 0 and abs(root) < 1 for root in roots_by_hand(x, beta))
+    mean = iterate_mean(x, beta, 60)
+    assert mean[1] == pytest.approx(1 - x, abs=1e-15) and abs(mean[1]) > 1
+    assert np.all(np.abs(mean[2:]) < np.abs(mean[1:-1]))  # and only then shrinks
+
+
+def test_claim_steps_to_target_moves_less_than_one_percent_when_the_first_crossing_lands_on_a_dip():
+    """Chapter 6's tuned momentum run (B = 16384, target 0.01) first reaches the target at step 348
+    on a dip, is above it again at steps 349 and 351, and below it for good from step 352 on."""
+    from nqm_lib.batch_scaling import PAPER_DECAYS, PAPER_LRS, tuned_steps_to_target
+
+    paper = NQM.paper_spectrum()
+    run = tuned_steps_to_target(paper, 0.01, [16384], lrs=PAPER_LRS, momenta=PAPER_DECAYS)
+    assert (run.lr[0], run.momentum[0]) == pytest.approx((1.5199, 0.97363), rel=1e-4)
+    curve = risk_curve(paper, 600, lr=run.lr[0], momentum=run.momentum[0], batch_size=16384)
+    above = np.flatnonzero(curve > 0.01)
+    first = int(np.flatnonzero(curve <= 0.01)[0])
+    assert first == run.steps[0] == 348
+    assert above[above > first].tolist() == [349, 351]
+    assert (351 - first) / first < 0.01
+
+
 def test_claim_the_wrong_rule_errs_strictly_except_at_lr_h_1_where_both_sides_are_0():
     x = np.linspace(1e-3, 3.999, 4000)
     x = x[np.abs(x - 1) > 1e-9]
