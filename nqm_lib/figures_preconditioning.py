@@ -22,6 +22,7 @@ from .plotting import (
     label_risk_axes,
     mark_divergence,
     new_figure,
+    plain_log_ticks,
     plot_risk_by_coordinate,
     plot_simulation,
     plot_theory,
@@ -161,6 +162,8 @@ def floors_by_curvature_figure(
     ax.set_ylabel("steady-state risk of one coordinate")
     ax.set_title(rf"$B = {batch_size}$, $\eta = {fraction:g}/h_1^{{1-p}}$")
     ax.legend()
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
@@ -204,6 +207,8 @@ def best_power_figure(
     bottom.set_ylabel("best power $p$")
     bottom.set_ylim(0, 1.05)
     bottom.set_title(rf"best $p$ (steps of 0.02) for $T = {steps}$, $\eta$ tuned per $p$ and $B$")
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
@@ -230,6 +235,8 @@ def gradient_rms_figure(
     ax.set_ylabel(r"$\sqrt{\mathbb{E}[g_i^2]}$  (Adam's $\sqrt{\hat v_i}$, idealised)")
     ax.set_title(title)
     ax.legend()
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
@@ -259,6 +266,8 @@ def weight_decay_figure(
     label_risk_axes(ax, ylabel=r"$\mathbb{E}[L(\theta_t)]$ (without the penalty)")
     ax.set_title(title)
     ax.legend()
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 

@@ -7,6 +7,7 @@ from chapter to chapter, theory is always a solid line and Monte Carlo always do
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -17,7 +18,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
 
 from .simulation import SimulationResult
 
@@ -37,6 +38,7 @@ __all__ = [
     "new_figure",
     "plot_risk_by_coordinate",
     "plot_simulation",
+    "plain_log_ticks",
     "plot_theory",
     "use_course_style",
     "write_divergence",
@@ -383,3 +385,33 @@ def mark_path_exit(
     if text:
         _divergence_text(ax, point[0], point[1], text, color, side)
     return k
+
+
+_SUPERSCRIPT_DIGITS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+class _PlainLogFormatter(LogFormatterSciNotation):
+    """Matplotlib's log-axis tick labels, the same ticks labelled, in plain text (``10⁻³``, ``2×10⁻³``)."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        label = super().__call__(x, pos)
+        math = re.fullmatch(r"\$\\mathdefault\{(.*)\}\$", label)
+        if math is None:
+            return label
+        superscript = lambda power: power.group(1).translate(_SUPERSCRIPT_DIGITS)  # noqa: E731
+        return re.sub(r"\^\{(-?\d+)\}", superscript, math.group(1)).replace(r"\times", "×")
+
+
+def plain_log_ticks(ax: Axes) -> None:
+    """Label the log axes of ``ax`` as Matplotlib does, but in plain text instead of mathtext.
+
+    The same ticks get the same labels — ``10⁻³`` for ``$10^{-3}$``, ``2×10⁻³`` where a short axis
+    labels minor ticks — written with Unicode superscripts. Mathtext has to be parsed and laid
+    out again on every new canvas; plain labels make a log–log figure draw noticeably faster.
+    Call it after the axes' scales are set (``set_yscale("log")`` installs new formatters).
+    """
+    for axis in (ax.xaxis, ax.yaxis):
+        if axis.get_scale() == "log":
+            base = axis.get_transform().base
+            axis.set_major_formatter(_PlainLogFormatter(base))
+            axis.set_minor_formatter(_PlainLogFormatter(base, labelOnlyBase=False))
