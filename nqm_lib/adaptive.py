@@ -351,10 +351,10 @@ class LeastSquares:
         runs, size = batch.shape
         rows = self.X[batch]  # (runs, B, p)
         # every parameter vector of a run as a column: one (B × p) @ (p × k) product per run
-        columns = np.moveaxis(theta.reshape(-1, runs, self.dim), 0, -1)  # (runs, p, k)
-        residual = rows @ columns - self.y[batch][..., None]  # (runs, B, k)
-        grad = np.swapaxes(rows, 1, 2) @ residual / size  # (runs, p, k)
-        return np.moveaxis(grad, -1, 0).reshape(theta.shape)
+        columns = theta.reshape(-1, runs, self.dim).transpose(1, 2, 0)  # (runs, p, k)
+        residual = rows @ columns - self.y[batch][:, :, None]  # (runs, B, k)
+        grad = rows.transpose(0, 2, 1) @ residual / size  # (runs, p, k)
+        return grad.transpose(2, 0, 1).reshape(theta.shape)
 
     def gradient_noise_covariance(self, theta: object | None = None) -> np.ndarray:
         """Covariance of one uniformly drawn example's gradient at ``θ`` (default ``θ̂``).
