@@ -285,7 +285,7 @@ def regression_paths_figure(
         draw_loss_contours(ax, problem, (-1.0, 2.5), (-0.5, 2.5))
         ax.plot(path[:, 0], path[:, 1], ".-", ms=2, lw=0.8, color=coordinate_color(1))
         ax.plot(*start, "o", color="black")
-        ax.set_title(rf"{title}, $\eta = {lr:g}$")
+        ax.set_title(f"{title}, η = {lr:g}")
         if index:
             ax.set_ylabel("")
     return fig
@@ -345,12 +345,12 @@ def power_schedules_figure(
     fig, (top, bottom) = new_figure(nrows=2, height=7.0)
     for index, power in enumerate(powers):
         color = coordinate_color(index)
-        label = rf"$a = {power:g}$" + (" (Robbins–Monro)" if 0.5 < power <= 1 else "")
+        label = f"a = {power:g}" + (" (Robbins–Monro)" if 0.5 < power <= 1 else "")
         top.loglog(t, lrs[index, t - 1], color=color, lw=2, label=label)
         bottom.loglog(t, risks[index, t], color=color, lw=2)
     if simulated is not None:
         row, mean, stderr = simulated
-        label = f"Monte Carlo, $a = {powers[row]:g}$"
+        label = f"Monte Carlo, a = {powers[row]:g}"
         plot_simulation(bottom, mean, stderr, color=coordinate_color(row), label=label)
     if floor is not None:
         bottom.axhline(floor, color="black", ls=":", lw=1, label=floor_label)
@@ -388,14 +388,14 @@ def tuned_schedules_figure(
         top.plot(np.arange(lrs.size), lrs, color=color, lw=1.5, label=name)
         plot_theory(middle, risks[index], color=color)
     top.set_xlabel("step $t$")
-    top.set_ylabel(r"$\eta_t$ (tuned $\eta_0$)")
+    top.set_ylabel("ηₜ (tuned η₀)")
     top.set_title("the tuned schedules")
     top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     label_risk_axes(middle)
     middle.set_ylim(*ylim)
-    middle.set_title(f"exact risk, budget $T = {risks.shape[1] - 1}$ (colours as above)")
-    bottom.loglog(budgets, best_constant[budgets], color="black", lw=2, label=r"best constant $\eta$")
-    label = r"best $1/t$ schedule"
+    middle.set_title(f"exact risk, budget T = {risks.shape[1] - 1} (colours as above)")
+    bottom.loglog(budgets, best_constant[budgets], color="black", lw=2, label="best constant η")
+    label = "best 1/t schedule"
     bottom.loglog(budgets, best_one_over_t[budgets], color=coordinate_color(3), lw=2, label=label)
     bottom.set_xlabel("budget $T$ (steps)")
     bottom.set_ylabel(r"best $\mathbb{E}[L(\theta_T)]$")
@@ -446,8 +446,8 @@ def adaptive_steps_figure(
         top.plot(np.arange(1, lengths.size + 1), lengths, style, color="black", lw=2, label=label)
     top.set_xscale("log")
     top.set_xlabel("step $t$")
-    top.set_ylabel(r"step length / $\eta$")
-    top.set_title(r"Adam on a constant gradient, $\beta = (0.9, 0.999)$")
+    top.set_ylabel("step length / η")
+    top.set_title("Adam on a constant gradient, β = (0.9, 0.999)")
     top.legend()
     for index, (name, steps) in enumerate(effective_steps.items()):
         t = np.arange(1, steps.size + 1)
@@ -456,7 +456,7 @@ def adaptive_steps_figure(
         bottom.axvspan(*shaded, color="0.9")
     bottom.set_xlabel("step $t$" + (" (shaded: gradients 10× smaller)" if shaded is not None else ""))
     bottom.set_ylabel(r"effective step $\eta / (\sqrt{s_t} + \epsilon)$")
-    bottom.set_title(r"AdaGrad and RMSProp ($\alpha = 0.9$), $\eta = 1$")
+    bottom.set_title("AdaGrad and RMSProp (α = 0.9), η = 1")
     bottom.legend()
     for ax in fig.axes:
         plain_log_ticks(ax)
@@ -485,18 +485,18 @@ def tuned_optimizers_figure(
         for name, (lr, excess) in results.items():
             mean = excess.mean(axis=1)
             t = np.arange(mean.size)
-            symbol = r"\eta_0" if suffix else r"\eta"
-            colour, label = colours.get(name, "0.3"), rf"{name}{suffix}, ${symbol} = {lr:.3g}$"
+            symbol = "η₀" if suffix else "η"
+            colour, label = colours.get(name, "0.3"), f"{name}{suffix}, {symbol} = {lr:.3g}"
             top.semilogy(t, mean, style, color=colour, lw=2, label=label)
             bottom.loglog(batch_size * t[1:], mean[1:], style, color=colour, lw=2)
     steps = np.arange(full_batch.size)
-    top.semilogy(steps, full_batch, "k--", lw=1.5, label=r"full batch, $\eta = 1/h_1$")
+    top.semilogy(steps, full_batch, "k--", lw=1.5, label="full batch, η = 1/h₁")
     bottom.loglog(n_examples * steps[1:], full_batch[1:], "k--", lw=1.5)
     for ax in (top, bottom):
         ax.set_ylabel(r"$\mathbb{E}[L(\theta_t)] - L(\hat\theta)$")
     top.set_xlabel("step $t$")
     bottom.set_xlabel("examples processed")
-    top.set_title(f"tuned rates, $B = {batch_size}$, mean of {runs} fresh runs (dotted: cosine decay)")
+    top.set_title(f"tuned rates, B = {batch_size}, mean of {runs} fresh runs (dotted: cosine decay)")
     bottom.set_title("the same against cost")
     top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     for ax in fig.axes:
@@ -545,9 +545,9 @@ def escape_figure(
     fig, (top, bottom) = new_figure(nrows=2, height=7.4)
     for index, (lr, (stay, best, mean_loss)) in enumerate(shares.items()):
         color = coordinate_color(index)
-        top.plot(noise_levels, stay, "o-", color=color, label=rf"start basin, $\eta = {lr:g}$")
-        top.plot(noise_levels, best, "s--", color=color, label=rf"best basin, $\eta = {lr:g}$")
-        bottom.plot(noise_levels, mean_loss, "o-", color=color, label=rf"$\eta = {lr:g}$")
+        top.plot(noise_levels, stay, "o-", color=color, label=f"start basin, η = {lr:g}")
+        top.plot(noise_levels, best, "s--", color=color, label=f"best basin, η = {lr:g}")
+        bottom.plot(noise_levels, mean_loss, "o-", color=color, label=f"η = {lr:g}")
     bottom.axhline(descent_loss, color="black", ls=":", lw=1, label="gradient descent ends")
     bottom.axhline(best_loss, color="black", ls="--", lw=1, label="best minimum")
     top.set_xlabel("gradient-noise standard deviation")

@@ -352,7 +352,7 @@ def test_gradient_rms_figure_and_weight_decay_figure_draw_their_curves():
     kappas = {0.0: 100.0, 0.1: 10.1}
     fig = weight_decay_figure(curves, np.array([1.0, 0.31, 0.11]), decay=0.1, trials=10, kappas=kappas)
     ax = fig.axes[0]
-    assert "kappa = 10.1" in ax.get_legend().get_texts()[1].get_text()
+    assert "κ = 10.1" in ax.get_legend().get_texts()[1].get_text()
     np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), curves[0.1])
     assert any("Monte Carlo" in text.get_text() for text in ax.get_legend().get_texts())
 
