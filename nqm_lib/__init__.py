@@ -14,7 +14,7 @@ The public API (each function names the chapter that introduces it in its module
   (chapter 3) — imported on their own;
 - :mod:`nqm_lib.averaging` (chapter 4), :mod:`nqm_lib.batch_scaling` (chapter 6),
   :mod:`nqm_lib.torch_nqm` (chapter 7, imports PyTorch), :mod:`nqm_lib.adaptive` and
-  :mod:`nqm_lib.schedules` (chapter 8), :mod:`nqm_lib.networks` (chapter 9, imports PyTorch) —
+  :mod:`nqm_lib.schedules` (chapter 9), :mod:`nqm_lib.networks` (chapter 10, imports PyTorch) —
   imported on their own;
 - :mod:`nqm_lib.plotting`, :mod:`nqm_lib.widgets`, :mod:`nqm_lib.figures` and the
   ``figures_<topic>`` modules — one plotting style and the interactive figures of the chapters.

@@ -1,6 +1,6 @@
-"""Adaptive optimisers in NumPy and the small problems chapter 8 runs them on.
+"""Adaptive optimisers in NumPy and the small problems chapter 9 runs them on.
 
-The optimisers (chapter 8) follow PyTorch's update rules and defaults exactly —
+The optimisers (chapter 9) follow PyTorch's update rules and defaults exactly —
 ``torch.optim.SGD`` (no momentum), ``Adagrad``, ``RMSprop``, ``Adam`` (also with
 ``amsgrad=True`` or ``decoupled_weight_decay=True``) and ``AdamW`` — so that, fed the same
 gradients, they produce the same iterates (the tests compare them in float64). They share one interface::
@@ -25,7 +25,7 @@ The problems:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -70,7 +70,7 @@ def _check_lr(lr: object) -> float | np.ndarray:
 
 
 class Optimizer:
-    """Common part of every optimiser of chapter 8: validation, weight decay, the step counter ``t``.
+    """Common part of every optimiser of chapter 9: validation, weight decay, the step counter ``t``.
 
     Subclasses implement ``_update`` (the optimiser's own rule, applied to the gradient
     after weight decay). ``weight_decay`` λ is PyTorch's coupled L2 penalty: the gradient
@@ -124,7 +124,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Plain SGD, ``θ ← θ − η g`` (``torch.optim.SGD`` without momentum); chapter 8."""
+    """Plain SGD, ``θ ← θ − η g`` (``torch.optim.SGD`` without momentum); chapter 9."""
 
     def __init__(self, lr: float | np.ndarray = 0.01, *, weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay=weight_decay)
@@ -134,7 +134,7 @@ class SGD(Optimizer):
 
 
 class AdaGrad(Optimizer):
-    """AdaGrad as in ``torch.optim.Adagrad`` (``lr_decay = 0``, zero initial accumulator); chapter 8.
+    """AdaGrad as in ``torch.optim.Adagrad`` (``lr_decay = 0``, zero initial accumulator); chapter 9.
 
     The update, elementwise::
 
@@ -160,7 +160,7 @@ class AdaGrad(Optimizer):
 
 
 class RMSProp(Optimizer):
-    """RMSProp as in ``torch.optim.RMSprop`` (no momentum, not centred); chapter 8.
+    """RMSProp as in ``torch.optim.RMSprop`` (no momentum, not centred); chapter 9.
 
     The update, elementwise::
 
@@ -192,7 +192,7 @@ class RMSProp(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction, as in ``torch.optim.Adam`` (Kingma & Ba, 2015); chapter 8.
+    """Adam with bias correction, as in ``torch.optim.Adam`` (Kingma & Ba, 2015); chapter 9.
 
     The update, elementwise::
 
@@ -202,8 +202,11 @@ class Adam(Optimizer):
 
     with ``m_0 = v_0 = 0``; ``ε`` is added to ``√v̂_t`` (PyTorch's placement, default
     ``1e-8``), ``betas = (β₁, β₂) = (0.9, 0.999)``. ``amsgrad=True`` (Reddi et al., 2018)
-    divides by the largest ``v`` so far instead, ``v̂_t = max_{s≤t} v_s / (1 − β₂^t)``, so the
-    denominator never shrinks. ``decoupled_weight_decay=True`` is AdamW's rule (see
+    divides by the largest ``v`` so far instead, ``v̂_t = max_{s≤t} v_s / (1 − β₂^t)``, as
+    PyTorch does: the maximum never shrinks, but its bias correction ``1/(1 − β₂^t)`` still
+    falls towards 1, so once the maximum stops changing the denominator shrinks and the step
+    ``η/(√v̂_t + ε)`` grows, by up to ``1/√(1 − β₂^s)`` for a maximum set at step ``s``.
+    :attr:`effective_lr` is that step. ``decoupled_weight_decay=True`` is AdamW's rule (see
     :class:`AdamW`). ``bias_correction=False`` drops the two divisions — not a PyTorch
     option, only a switch for the chapter's demonstration.
     """
@@ -233,6 +236,19 @@ class Adam(Optimizer):
         self.v = np.zeros_like(params)
         self.v_max = np.zeros_like(params) if self.amsgrad else None
 
+    @property
+    def effective_lr(self) -> np.ndarray:
+        """The last step's rate per parameter, ``η / (√v̂_t + ε)`` (``v̂_t`` from ``v_max`` with AMSGrad).
+
+        The step is this times the (bias-corrected) first moment. Raises ``ValueError`` before
+        the first step.
+        """
+        if self.t == 0:
+            raise ValueError("effective_lr is defined after the first step")
+        v = self.v if self.v_max is None else self.v_max
+        v_hat = v / (1.0 - self.beta2**self.t) if self.bias_correction else v
+        return self.lr / (np.sqrt(v_hat) + self.eps)
+
     def _update(self, params: np.ndarray, grad: np.ndarray) -> np.ndarray:
         self.m = self.beta1 * self.m + (1.0 - self.beta1) * grad
         self.v = self.beta2 * self.v + (1.0 - self.beta2) * grad * grad
@@ -248,7 +264,7 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """AdamW (Loshchilov & Hutter, 2019) as in ``torch.optim.AdamW``; chapter 8.
+    """AdamW (Loshchilov & Hutter, 2019) as in ``torch.optim.AdamW``; chapter 9.
 
     Adam with *decoupled* weight decay: every step first shrinks the parameters,
     ``θ ← (1 − ηλ) θ``, then takes Adam's step with the raw gradient — so the decay is not
@@ -276,7 +292,7 @@ class AdamW(Adam):
 
 
 class LeastSquares:
-    """The finite-sum problem ``L(θ) = (1/2N) Σ_n (x_nᵀθ − y_n)² = (1/2N) ‖Xθ − y‖²`` (chapter 8).
+    """The finite-sum problem ``L(θ) = (1/2N) Σ_n (x_nᵀθ − y_n)² = (1/2N) ‖Xθ − y‖²`` (chapter 9).
 
     Parameters
     ----------
@@ -332,17 +348,30 @@ class LeastSquares:
         theta = np.asarray(theta, dtype=float)
         if batch is None:
             return (theta - self.solution) @ self.hessian  # = Xᵀ(Xθ − y)/N, H symmetric
+        runs, size = batch.shape
         rows = self.X[batch]  # (runs, B, p)
-        residual = (rows @ theta[..., None])[..., 0] - self.y[batch]  # (..., runs, B)
-        return (residual[..., None, :] @ rows)[..., 0, :] / batch.shape[1]
+        # every parameter vector of a run as a column: one (B × p) @ (p × k) product per run
+        columns = theta.reshape(-1, runs, self.dim).transpose(1, 2, 0)  # (runs, p, k)
+        residual = rows @ columns - self.y[batch][:, :, None]  # (runs, B, k)
+        grad = rows.transpose(0, 2, 1) @ residual / size  # (runs, p, k)
+        return grad.transpose(2, 0, 1).reshape(theta.shape)
 
-    def gradient_noise_covariance(self) -> np.ndarray:
-        """Covariance of one uniformly drawn example's gradient at ``θ̂``: ``(1/N) Σ r_n² x_n x_nᵀ``."""
-        residual = self.X @ self.solution - self.y
-        return (self.X * residual[:, None] ** 2).T @ self.X / self.n_examples
+    def gradient_noise_covariance(self, theta: object | None = None) -> np.ndarray:
+        """Covariance of one uniformly drawn example's gradient at ``θ`` (default ``θ̂``).
+
+        With residuals ``r_n = x_nᵀθ − y_n`` it is ``(1/N) Σ r_n² x_n x_nᵀ − ∇L ∇Lᵀ``; at ``θ̂``
+        the full gradient ``∇L`` vanishes. A minibatch of ``B`` draws with replacement has
+        covariance ``C(θ)/B``, so its expected squared norm is ``‖∇L(θ)‖² + tr C(θ)/B``.
+        """
+        theta = self.solution if theta is None else np.asarray(theta, dtype=float)
+        if theta.shape != (self.dim,):
+            raise ValueError(f"theta must have {self.dim} entries, got shape {theta.shape}")
+        residual = self.X @ theta - self.y
+        mean = self.X.T @ residual / self.n_examples
+        return (self.X * residual[:, None] ** 2).T @ self.X / self.n_examples - np.outer(mean, mean)
 
     def local_nqm(self, theta0: object) -> NQM:
-        """The NQM of this problem around ``θ̂``, in the eigenbasis of ``H`` (chapter 8).
+        """The NQM of this problem around ``θ̂``, in the eigenbasis of ``H`` (chapter 9).
 
         Curvatures are the eigenvalues ``h_i`` of ``H`` (descending), the noise variances the
         diagonal of ``QᵀCQ`` with ``C`` from :meth:`gradient_noise_covariance`, and the start
@@ -361,7 +390,7 @@ class LeastSquares:
     def sgd_risk_curve(
         self, theta0: object, steps: int, *, lr: float | np.ndarray, batch_size: int | None = None
     ) -> np.ndarray:
-        """Exact ``E[L(θ_t)] − L(θ̂)``, t = 0..steps, of SGD with minibatches drawn with replacement (ch. 8).
+        """Exact ``E[L(θ_t)] − L(θ̂)``, t = 0..steps, of SGD with minibatches drawn with replacement (ch. 9).
 
         With ``δ = θ − θ̂`` and residuals ``e_n = x_nᵀθ̂ − y_n``, one example's gradient is
         ``g_n = x_n x_nᵀ δ + e_n x_n``, with mean ``Hδ`` over the examples. A minibatch of ``B``
@@ -372,8 +401,9 @@ class LeastSquares:
             S ← (I − ηH) S (I − ηH) + (η²/B) (M(S, m) − H S H),
             M(S, m) = (1/N) Σ_n (x_nᵀ S x_n + 2 e_n x_nᵀ m + e_n²) x_n x_nᵀ,
 
-        and ``E[L(θ_t)] − L(θ̂) = ½ tr(H S)``, exactly. The local NQM (:meth:`local_nqm`) keeps
-        only the noise at ``θ̂`` (the ``e_n²`` term) and drops the part that grows with ``δ``.
+        and ``E[L(θ_t)] − L(θ̂) = ½ tr(H S)``, exactly. The local NQM (:meth:`local_nqm`) is this
+        recursion with ``M(S, m) − H S H`` replaced by the noise at ``θ̂``, the ``e_n²`` term of
+        ``M``: it drops the two terms of ``M`` that grow with ``δ`` and the ``− H S H``.
         ``lr`` is a number or a schedule of ``steps`` rates; ``batch_size=None`` is full-batch
         gradient descent (no noise). Costs ``O(N p²)`` per step.
         """
@@ -402,7 +432,7 @@ class LeastSquares:
         return risk
 
     def ridge_solution(self, weight_decay: float) -> np.ndarray:
-        """Minimiser of ``L(θ) + (λ/2)‖θ‖²``: ``(H + λI)^{−1} Xᵀy/N`` (chapter 8)."""
+        """Minimiser of ``L(θ) + (λ/2)‖θ‖²``: ``(H + λI)^{−1} Xᵀy/N`` (chapter 9)."""
         weight_decay = check_nonnegative("weight_decay", weight_decay)
         shifted = self.hessian + weight_decay * np.eye(self.dim)
         return np.linalg.solve(shifted, self.X.T @ self.y / self.n_examples)
@@ -411,11 +441,11 @@ class LeastSquares:
 def small_regression(
     n_examples: int = 200, *, feature_mean: float = 0.0, noise_std: float = 0.5, seed: int = 42
 ) -> LeastSquares:
-    """Chapter 8's small 2-D regression: intercept and one feature, ``y = xᵀθ_true + noise``.
+    """Chapter 9's small 2-D regression: intercept and one feature, ``y = xᵀθ_true + noise``.
 
-    Rows are ``x_n = (1, μ + z_n)`` with ``z_n ~ N(0, 1)`` and ``μ = feature_mean``;
-    ``θ_true = (1.45, 0.93)`` and the noise is ``N(0, noise_std²)``. With ``μ = 0`` the Hessian
-    is close to the identity; a larger ``|μ|`` couples intercept and slope and raises ``κ``.
+    Rows are ``x_n = (1, z_n)`` with features ``z_n ~ N(z̄, 1)`` of mean ``z̄ = feature_mean``;
+    ``θ_true = (1.45, 0.93)`` and the noise is ``N(0, noise_std²)``. With ``z̄ = 0`` the Hessian
+    is close to the identity; a larger ``|z̄|`` couples intercept and slope and raises ``κ``.
     """
     n_examples = check_steps(n_examples, "n_examples")
     if n_examples < 2:
@@ -440,7 +470,7 @@ def run_optimizer(
     seed: int = 0,
     lr_factors: object | None = None,
 ) -> np.ndarray:
-    """Run ``optimizer`` on ``problem`` for ``runs`` independent runs; return every iterate (chapter 8).
+    """Run ``optimizer`` on ``problem`` for ``runs`` independent runs; return every iterate (chapter 9).
 
     Each step draws, for every run, a minibatch of ``batch_size`` examples uniformly *with
     replacement* (independent minibatches, the NQM's assumption), or uses the full gradient
@@ -503,7 +533,7 @@ def run_optimizer(
 
 
 class TunedRuns(NamedTuple):
-    """Result of :func:`tune_then_rerun`.
+    """One optimiser's result of :func:`tune_then_rerun`.
 
     ``lr`` is the grid's best learning rate on the tuning runs and ``index`` its position in the
     grid; ``tuning_loss`` the mean final excess loss of the tuning runs for every rate of the grid;
@@ -520,7 +550,7 @@ class TunedRuns(NamedTuple):
 
 def tune_then_rerun(
     problem: LeastSquares,
-    make_optimizer: Callable[[float | np.ndarray], Optimizer],
+    optimizers: Mapping[str, Callable[[float | np.ndarray], Optimizer]],
     grid: object,
     theta0: object,
     steps: int,
@@ -531,36 +561,43 @@ def tune_then_rerun(
     runs: int,
     seed: int,
     lr_factors: object | None = None,
-) -> TunedRuns:
-    """Tune the learning rate on some seeds, then report fresh runs at the tuned rate (chapter 8).
+) -> dict[str, TunedRuns]:
+    """Tune each optimiser's learning rate on some seeds, then report fresh runs at it (chapter 9).
 
-    ``make_optimizer(lr)`` builds the optimiser; the whole ``grid`` of rates runs at once on
-    ``tuning_runs`` runs seeded with ``tuning_seed`` (every rate sees the same minibatches), and
-    the rate with the lowest mean final excess loss wins (tie-robust,
-    :func:`~nqm_lib.theory.first_minimum`). Then ``runs`` new runs seeded with ``seed`` — which
-    must differ from ``tuning_seed`` — are made at that rate. The tuning runs' score at the
-    winning rate is biased low (it is the minimum of noisy estimates); the fresh runs are not.
+    ``optimizers`` maps a name to a function building the optimiser from its learning rate (a
+    class such as :class:`Adam` will do). The whole ``grid`` of rates of every optimiser runs at
+    once on ``tuning_runs`` runs seeded with ``tuning_seed``, and for each optimiser the rate
+    with the lowest mean final excess loss wins (tie-robust, :func:`~nqm_lib.theory.first_minimum`).
+    Then ``runs`` new runs seeded with ``seed`` — which must differ from ``tuning_seed`` — are
+    made at the winning rates. Every rate and every optimiser sees the same minibatches, in the
+    tuning runs and in the fresh runs (:func:`run_optimizer` with a list). The tuning runs' score
+    at the winning rate is biased low (it is the minimum of noisy estimates); the fresh runs are
+    not. Returns a :class:`TunedRuns` per name.
     """
     if seed == tuning_seed:
         raise ValueError(f"seed must differ from tuning_seed (fresh runs), got {seed!r} for both")
+    if not optimizers:
+        raise ValueError("optimizers must name at least one optimiser")
     rates = np.asarray(grid, dtype=float)
     if rates.ndim != 1 or rates.size < 3:
         raise ValueError(f"grid must be a 1-D array of at least 3 learning rates, got shape {rates.shape}")
     settings = {"batch_size": batch_size, "lr_factors": lr_factors}
-    sweep_optimizer = make_optimizer(rates[:, None, None])  # one row of runs per learning rate
-    sweep = run_optimizer(
-        problem, sweep_optimizer, theta0, steps, runs=tuning_runs, seed=tuning_seed, **settings
-    )
-    tuning_loss = problem.excess_loss(sweep[-1]).mean(axis=-1)
-    index = first_minimum(tuning_loss)
-    path = run_optimizer(
-        problem, make_optimizer(float(rates[index])), theta0, steps, runs=runs, seed=seed, **settings
-    )
-    return TunedRuns(float(rates[index]), index, tuning_loss, problem.excess_loss(path), path[-1])
+    makers = list(optimizers.values())
+    sweeps = [make(rates[:, None, None]) for make in makers]  # one row of runs per learning rate
+    sweep = run_optimizer(problem, sweeps, theta0, steps, runs=tuning_runs, seed=tuning_seed, **settings)
+    tuning_loss = problem.excess_loss(sweep[-1]).mean(axis=-1)  # (optimisers, rates)
+    best = [first_minimum(loss) for loss in tuning_loss]
+    tuned = [make(float(rates[k])) for make, k in zip(makers, best, strict=True)]
+    fresh = run_optimizer(problem, tuned, theta0, steps, runs=runs, seed=seed, **settings)
+    excess = problem.excess_loss(fresh)  # (steps + 1, optimisers, runs)
+    return {
+        name: TunedRuns(float(rates[k]), k, tuning_loss[i], excess[:, i], fresh[-1, i])
+        for i, (name, k) in enumerate(zip(optimizers, best, strict=True))
+    }
 
 
 class DrugResponse(NamedTuple):
-    """Chapter 8's larger regression: the problem, the true coefficients and the active genes."""
+    """Chapter 9's larger regression: the problem, the true coefficients and the active genes."""
 
     problem: LeastSquares
     theta_true: np.ndarray
@@ -568,7 +605,7 @@ class DrugResponse(NamedTuple):
 
 
 def drug_response_regression(seed: int = 42) -> DrugResponse:
-    """Chapter 8's synthetic drug-response regression (the lecture notes' recipe, our own draws).
+    """Chapter 9's synthetic drug-response regression (the lecture notes' recipe, our own draws).
 
     ``N = 2000`` cell lines and ``d = 50`` standardised gene-expression features in correlated
     pairs (correlation 0.6, genes of one pathway); a sparse truth whose 10 active genes have
@@ -593,7 +630,7 @@ def drug_response_regression(seed: int = 42) -> DrugResponse:
 
 
 def landscape_loss(theta: object) -> np.ndarray:
-    """Chapter 8's landscape ``f(θ) = ½ (θ − 3)² + 2 sin(3θ) + 0.3 sin(7θ)``: a bowl with ripples."""
+    """Chapter 9's landscape ``f(θ) = ½ (θ − 3)² + 2 sin(3θ) + 0.3 sin(7θ)``: a bowl with ripples."""
     theta = np.asarray(theta, dtype=float)
     return 0.5 * (theta - 3.0) ** 2 + 2.0 * np.sin(3.0 * theta) + 0.3 * np.sin(7.0 * theta)
 
@@ -605,12 +642,12 @@ def landscape_gradient(theta: object) -> np.ndarray:
 
 
 def landscape_minima(lo: float = -6.0, hi: float = 12.0, points: int = 200_001) -> np.ndarray:
-    """All local minima of :func:`landscape_loss` in ``[lo, hi]``, ascending, to ~1e-10 (chapter 8).
+    """All local minima of :func:`landscape_loss` in ``[lo, hi]``, ascending, to ~1e-10 (chapter 9).
 
     Found as sign changes of ``f'`` from − to + on a fine grid, refined by bisection. The
     default interval holds every minimum: outside ``[3 − 8.1, 3 + 8.1]`` the bowl's slope
     ``θ − 3`` outweighs the ripples' ``|6 cos 3θ + 2.1 cos 7θ| ≤ 8.1``, so ``f'`` has one sign.
-    Computed once per interval (the widget of chapter 8 asks on every redraw).
+    Computed once per interval (the widget of chapter 9 asks on every redraw).
     """
     return _landscape_minima(float(lo), float(hi), int(points)).copy()
 
@@ -629,7 +666,7 @@ def _landscape_minima(lo: float, hi: float, points: int) -> np.ndarray:
 
 
 def basin_of(theta: object, minima: np.ndarray | None = None) -> np.ndarray:
-    """Index (into ``minima``) of the local minimum whose basin contains each ``θ`` (chapter 8).
+    """Index (into ``minima``) of the local minimum whose basin contains each ``θ`` (chapter 9).
 
     The basin of a minimum is the interval between the local maxima on either side, so
     gradient flow from ``θ`` ends at ``minima[basin_of(θ)]``.
@@ -654,7 +691,7 @@ def noisy_descent_1d(
     runs: int = 1000,
     seed: int = 0,
 ) -> np.ndarray:
-    """Gradient descent on :func:`landscape_loss` with additive gradient noise, many runs (chapter 8).
+    """Gradient descent on :func:`landscape_loss` with additive gradient noise, many runs (chapter 9).
 
     ``θ ← θ − η_t (f'(θ) + ε)``, ``ε ~ N(0, noise_std²)`` fresh every step (``noise_std = 0``
     is plain gradient descent). ``lr`` is a number or a schedule of ``steps`` numbers.

@@ -1,4 +1,4 @@
-"""Chapter 8's figures: optimiser paths on loss contours and where noisy descent ends.
+"""Chapter 9's figures: optimiser paths on loss contours and where noisy descent ends.
 
 :func:`draw_loss_contours` draws the contours of a 2-D least-squares problem (used by the
 chapter's static figures and by the widget). The two interactive figures are plain
@@ -43,6 +43,7 @@ from .plotting import (
     mark_divergence,
     mark_path_exit,
     new_figure,
+    plain_log_ticks,
     plot_simulation,
     plot_theory,
     write_divergence,
@@ -73,7 +74,7 @@ OPTIMISERS = {"SGD": SGD, "AdaGrad": AdaGrad, "RMSProp": RMSProp, "Adam": Adam}
 def draw_loss_contours(
     ax: Axes, problem: LeastSquares, xlim: tuple[float, float], ylim: tuple[float, float]
 ) -> None:
-    """Chapter 8: log-spaced contours of the excess loss ``L(θ) − L(θ̂)`` of a 2-D problem, and ``θ̂``."""
+    """Chapter 9: log-spaced contours of the excess loss ``L(θ) − L(θ̂)`` of a 2-D problem, and ``θ̂``."""
     if problem.dim != 2:
         raise ValueError(f"contours need a problem with 2 parameters, got {problem.dim}")
     grid1, grid2 = np.meshgrid(np.linspace(*xlim, 120), np.linspace(*ylim, 120))
@@ -130,12 +131,12 @@ def optimiser_paths_figure(
     feature_means: tuple[float, float] = (0.0, 3.0),
     loss_range: tuple[float, float] = (1e-5, 1e2),
 ) -> Figure:
-    """Chapter 8: one optimiser on the small regression, paths and mean excess loss.
+    """Chapter 9: one optimiser on the small regression, paths and mean excess loss.
 
-    The data are :func:`~nqm_lib.adaptive.small_regression` with ``feature_mean`` μ (a larger
-    ``|μ|`` makes intercept and slope compete and raises ``κ``). Left: contours of the excess
+    The data are :func:`~nqm_lib.adaptive.small_regression` with ``feature_mean`` z̄ (a larger
+    ``|z̄|`` makes intercept and slope compete and raises ``κ``). Left: contours of the excess
     loss with the paths of three runs from ``θ(0) = (−0.5, 2)``, in a view that holds the
-    start and the minimiser for every μ in ``feature_means``. Right: the excess loss averaged
+    start and the minimiser for every z̄ in ``feature_means``. Right: the excess loss averaged
     over ``runs`` runs (solid) against plain SGD at ``η = 1/h_1`` (dashed), both with
     minibatches of ``batch_size``, on a log axis spanning ``loss_range``. SGD with
     ``η h_1 ≥ 2`` diverges: its paths leave the view with an arrow and its loss leaves the top
@@ -203,7 +204,7 @@ def landscape_figure(
     runs: int = 200,
     seed: int = 0,
 ) -> Figure:
-    """Chapter 8: where ``runs`` runs of noisy gradient descent on the 1-D landscape end.
+    """Chapter 9: where ``runs`` runs of noisy gradient descent on the 1-D landscape end.
 
     Every run starts at ``theta0`` and takes ``steps`` steps ``θ ← θ − η (f'(θ) + ε)`` with
     ``ε ~ N(0, noise_std²)``. Top: the landscape ``f``, its local minima (triangles), where
@@ -260,7 +261,7 @@ def landscape_figure(
 
 
 # ---------------------------------------------------------------------------------------------
-# Chapter 8's static figures: plain functions of the numbers the chapter computes.
+# Chapter 9's static figures: plain functions of the numbers the chapter computes.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -272,7 +273,7 @@ def regression_paths_figure(
     steps: int = 150,
     seed: int = 0,
 ) -> Figure:
-    """Chapter 8: one SGD path per panel on the contours of a 2-D least-squares problem.
+    """Chapter 9: one SGD path per panel on the contours of a 2-D least-squares problem.
 
     ``settings`` holds ``(title, batch_size, lr)`` for each panel (``batch_size=None``: full
     batch); every path starts at ``theta0`` (black dot) and takes ``steps`` steps.
@@ -284,14 +285,14 @@ def regression_paths_figure(
         draw_loss_contours(ax, problem, (-1.0, 2.5), (-0.5, 2.5))
         ax.plot(path[:, 0], path[:, 1], ".-", ms=2, lw=0.8, color=coordinate_color(1))
         ax.plot(*start, "o", color="black")
-        ax.set_title(rf"{title}, $\eta = {lr:g}$")
+        ax.set_title(f"{title}, η = {lr:g}")
         if index:
             ax.set_ylabel("")
     return fig
 
 
 def batch_size_figure(curves: Sequence[dict], *, target: float, runs_note: str = "") -> Figure:
-    """Chapter 8: mean excess loss against steps (top) and against examples processed (bottom).
+    """Chapter 9: mean excess loss against steps (top) and against examples processed (bottom).
 
     Each entry of ``curves`` is a dict with ``label``, ``per_step`` (examples per step),
     ``theory`` (a curve over steps ``0..T``, drawn as a line) and optionally ``measured`` (the
@@ -316,6 +317,8 @@ def batch_size_figure(curves: Sequence[dict], *, target: float, runs_note: str =
     top.set_title(f"lines: local NQM (exact); dots: mean of the runs{runs_note}")
     bottom.set_title(f"the same against cost (dotted: target {target:g})")
     top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
@@ -329,7 +332,7 @@ def power_schedules_figure(
     floor_label: str = "floor of the constant rate",
     title: str = "power schedules",
 ) -> Figure:
-    """Chapter 8: power schedules ``η_t = η_0/(1 + t/τ)^a`` (top) and their exact risk (bottom).
+    """Chapter 9: power schedules ``η_t = η_0/(1 + t/τ)^a`` (top) and their exact risk (bottom).
 
     ``lrs`` has one schedule per row and ``risks`` the exact risk curve of each (one more
     column); both are drawn on log–log axes at about 400 log-spaced steps. ``simulated`` =
@@ -342,12 +345,12 @@ def power_schedules_figure(
     fig, (top, bottom) = new_figure(nrows=2, height=7.0)
     for index, power in enumerate(powers):
         color = coordinate_color(index)
-        label = rf"$a = {power:g}$" + (" (Robbins–Monro)" if 0.5 < power <= 1 else "")
+        label = f"a = {power:g}" + (" (Robbins–Monro)" if 0.5 < power <= 1 else "")
         top.loglog(t, lrs[index, t - 1], color=color, lw=2, label=label)
         bottom.loglog(t, risks[index, t], color=color, lw=2)
     if simulated is not None:
         row, mean, stderr = simulated
-        label = f"Monte Carlo, $a = {powers[row]:g}$"
+        label = f"Monte Carlo, a = {powers[row]:g}"
         plot_simulation(bottom, mean, stderr, color=coordinate_color(row), label=label)
     if floor is not None:
         bottom.axhline(floor, color="black", ls=":", lw=1, label=floor_label)
@@ -359,6 +362,8 @@ def power_schedules_figure(
     bottom.set_xscale("log")
     bottom.set_title("exact risk on the worked example (colours as above)")
     bottom.legend(loc="lower left")
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
@@ -371,7 +376,7 @@ def tuned_schedules_figure(
     *,
     ylim: tuple[float, float] = (1e-3, 30.0),
 ) -> Figure:
-    """Chapter 8: tuned schedules (top), their exact risk (middle), best risk against the budget (bottom).
+    """Chapter 9: tuned schedules (top), their exact risk (middle), best risk against the budget (bottom).
 
     ``schedules`` maps a name to its tuned learning rates and ``risks`` holds their exact risk
     curves, one row each. ``best_constant[T]`` and ``best_one_over_t[T]`` are the best risks after
@@ -383,26 +388,28 @@ def tuned_schedules_figure(
         top.plot(np.arange(lrs.size), lrs, color=color, lw=1.5, label=name)
         plot_theory(middle, risks[index], color=color)
     top.set_xlabel("step $t$")
-    top.set_ylabel(r"$\eta_t$ (tuned $\eta_0$)")
+    top.set_ylabel("ηₜ (tuned η₀)")
     top.set_title("the tuned schedules")
     top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     label_risk_axes(middle)
     middle.set_ylim(*ylim)
-    middle.set_title(f"exact risk, budget $T = {risks.shape[1] - 1}$ (colours as above)")
-    bottom.loglog(budgets, best_constant[budgets], color="black", lw=2, label=r"best constant $\eta$")
-    label = r"best $1/t$ schedule"
+    middle.set_title(f"exact risk, budget T = {risks.shape[1] - 1} (colours as above)")
+    bottom.loglog(budgets, best_constant[budgets], color="black", lw=2, label="best constant η")
+    label = "best 1/t schedule"
     bottom.loglog(budgets, best_one_over_t[budgets], color=coordinate_color(3), lw=2, label=label)
     bottom.set_xlabel("budget $T$ (steps)")
     bottom.set_ylabel(r"best $\mathbb{E}[L(\theta_T)]$")
     bottom.set_title("each budget tuned separately")
     bottom.legend()
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
 def averaging_comparison_figure(
     curves: Mapping[str, np.ndarray], *, marker: int | None = None, title: str = ""
 ) -> Figure:
-    """Chapter 8: mean excess loss of the last iterate and of its averages, against the step, log–log.
+    """Chapter 9: mean excess loss of the last iterate and of its averages, against the step, log–log.
 
     ``curves`` maps a name to the mean excess loss at steps ``1..T`` (the first entry is drawn in
     black); ``marker`` adds a dotted vertical line at that step.
@@ -417,6 +424,8 @@ def averaging_comparison_figure(
     ax.set_ylabel(r"mean of $L(\cdot) - L(\hat\theta)$ over runs")
     ax.set_title(title)
     ax.legend(loc="lower left")
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
@@ -426,7 +435,7 @@ def adaptive_steps_figure(
     *,
     shaded: tuple[int, int] | None = None,
 ) -> Figure:
-    """Chapter 8: Adam's step length on a constant gradient (top), AdaGrad's and RMSProp's step (bottom).
+    """Chapter 9: Adam's step length on a constant gradient (top), AdaGrad's and RMSProp's step (bottom).
 
     ``adam_lengths`` maps a label (e.g. bias correction on/off) to the step lengths divided by
     ``η``, drawn solid then dashed; ``effective_steps`` maps an optimiser's name to its effective
@@ -437,8 +446,8 @@ def adaptive_steps_figure(
         top.plot(np.arange(1, lengths.size + 1), lengths, style, color="black", lw=2, label=label)
     top.set_xscale("log")
     top.set_xlabel("step $t$")
-    top.set_ylabel(r"step length / $\eta$")
-    top.set_title(r"Adam on a constant gradient, $\beta = (0.9, 0.999)$")
+    top.set_ylabel("step length / η")
+    top.set_title("Adam on a constant gradient, β = (0.9, 0.999)")
     top.legend()
     for index, (name, steps) in enumerate(effective_steps.items()):
         t = np.arange(1, steps.size + 1)
@@ -447,8 +456,10 @@ def adaptive_steps_figure(
         bottom.axvspan(*shaded, color="0.9")
     bottom.set_xlabel("step $t$" + (" (shaded: gradients 10× smaller)" if shaded is not None else ""))
     bottom.set_ylabel(r"effective step $\eta / (\sqrt{s_t} + \epsilon)$")
-    bottom.set_title(r"AdaGrad and RMSProp ($\alpha = 0.9$), $\eta = 1$")
+    bottom.set_title("AdaGrad and RMSProp (α = 0.9), η = 1")
     bottom.legend()
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
@@ -461,7 +472,7 @@ def tuned_optimizers_figure(
     n_examples: int,
     runs: int,
 ) -> Figure:
-    """Chapter 8: mean excess loss of tuned optimisers against steps (top) and examples (bottom).
+    """Chapter 9: mean excess loss of tuned optimisers against steps (top) and examples (bottom).
 
     ``constant`` and ``decayed`` map an optimiser's name to ``(lr, excess)`` with ``excess`` of
     shape ``(steps + 1, runs)``: constant rates are solid, cosine-decayed dotted (in the colour of
@@ -474,27 +485,29 @@ def tuned_optimizers_figure(
         for name, (lr, excess) in results.items():
             mean = excess.mean(axis=1)
             t = np.arange(mean.size)
-            symbol = r"\eta_0" if suffix else r"\eta"
-            colour, label = colours.get(name, "0.3"), rf"{name}{suffix}, ${symbol} = {lr:.3g}$"
+            symbol = "η₀" if suffix else "η"
+            colour, label = colours.get(name, "0.3"), f"{name}{suffix}, {symbol} = {lr:.3g}"
             top.semilogy(t, mean, style, color=colour, lw=2, label=label)
             bottom.loglog(batch_size * t[1:], mean[1:], style, color=colour, lw=2)
     steps = np.arange(full_batch.size)
-    top.semilogy(steps, full_batch, "k--", lw=1.5, label=r"full batch, $\eta = 1/h_1$")
+    top.semilogy(steps, full_batch, "k--", lw=1.5, label="full batch, η = 1/h₁")
     bottom.loglog(n_examples * steps[1:], full_batch[1:], "k--", lw=1.5)
     for ax in (top, bottom):
         ax.set_ylabel(r"$\mathbb{E}[L(\theta_t)] - L(\hat\theta)$")
     top.set_xlabel("step $t$")
     bottom.set_xlabel("examples processed")
-    top.set_title(f"tuned rates, $B = {batch_size}$, mean of {runs} fresh runs (dotted: cosine decay)")
+    top.set_title(f"tuned rates, B = {batch_size}, mean of {runs} fresh runs (dotted: cosine decay)")
     bottom.set_title("the same against cost")
     top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
 def coefficients_figure(
     theta_true: np.ndarray, solution: np.ndarray, finals: Mapping[str, np.ndarray]
 ) -> Figure:
-    """Chapter 8: true coefficients (grey bars), the least-squares solution and each optimiser's end point.
+    """Chapter 9: true coefficients (grey bars), the least-squares solution and each optimiser's end point.
 
     ``finals`` maps an optimiser's name to the coefficients one of its runs ends with, drawn as
     dots side by side.
@@ -523,7 +536,7 @@ def escape_figure(
     runs: int,
     steps: int,
 ) -> Figure:
-    """Chapter 8: where noisy descent on the 1-D landscape ends (top) and how low (bottom).
+    """Chapter 9: where noisy descent on the 1-D landscape ends (top) and how low (bottom).
 
     ``shares[η] = (stay, best, mean_loss)``: for every noise level the share of ``runs`` runs that
     end in the starting basin (circles) and in the best basin (squares, dashed), and their mean
@@ -532,9 +545,9 @@ def escape_figure(
     fig, (top, bottom) = new_figure(nrows=2, height=7.4)
     for index, (lr, (stay, best, mean_loss)) in enumerate(shares.items()):
         color = coordinate_color(index)
-        top.plot(noise_levels, stay, "o-", color=color, label=rf"start basin, $\eta = {lr:g}$")
-        top.plot(noise_levels, best, "s--", color=color, label=rf"best basin, $\eta = {lr:g}$")
-        bottom.plot(noise_levels, mean_loss, "o-", color=color, label=rf"$\eta = {lr:g}$")
+        top.plot(noise_levels, stay, "o-", color=color, label=f"start basin, η = {lr:g}")
+        top.plot(noise_levels, best, "s--", color=color, label=f"best basin, η = {lr:g}")
+        bottom.plot(noise_levels, mean_loss, "o-", color=color, label=f"η = {lr:g}")
     bottom.axhline(descent_loss, color="black", ls=":", lw=1, label="gradient descent ends")
     bottom.axhline(best_loss, color="black", ls="--", lw=1, label="best minimum")
     top.set_xlabel("gradient-noise standard deviation")

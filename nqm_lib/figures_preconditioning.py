@@ -22,6 +22,7 @@ from .plotting import (
     label_risk_axes,
     mark_divergence,
     new_figure,
+    plain_log_ticks,
     plot_risk_by_coordinate,
     plot_simulation,
     plot_theory,
@@ -147,7 +148,7 @@ def floors_by_curvature_figure(
     for index, power in enumerate(powers):
         lr = fraction / problem.h.max() ** (1.0 - power)
         floors = steady_state_risk_per_coordinate(problem, lr=lr, batch_size=batch_size, precond_power=power)
-        label = f"$p = {power:g}$"
+        label = f"p = {power:g}"
         ax.loglog(problem.h, floors / problem.counts, color=coordinate_color(index), lw=2, label=label)
     ax.loglog(
         problem.h,
@@ -161,6 +162,8 @@ def floors_by_curvature_figure(
     ax.set_ylabel("steady-state risk of one coordinate")
     ax.set_title(rf"$B = {batch_size}$, $\eta = {fraction:g}/h_1^{{1-p}}$")
     ax.legend()
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
@@ -181,10 +184,10 @@ def best_power_figure(
     """
     fig, (top, bottom) = new_figure(nrows=2, height=6.8)
     for index, (batch_size, risks) in enumerate(tuned_risk.items()):
-        top.semilogy(powers, risks, "o-", color=coordinate_color(index), lw=2, label=f"$B = {batch_size}$")
+        top.semilogy(powers, risks, "o-", color=coordinate_color(index), lw=2, label=f"B = {batch_size}")
     top.set_xlabel("preconditioning power $p$")
     top.set_ylabel(rf"$\mathbb{{E}}[L(\theta_{{{steps}}})]$, $\eta$ tuned")
-    top.set_title(f"risk after $T = {steps}$ steps")
+    top.set_title(f"risk after T = {steps} steps")
     top.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
 
     sizes = list(best_power)
@@ -197,13 +200,15 @@ def best_power_figure(
             ms=9,
             mfc="none",
             color=coordinate_color(1),
-            label="all $10^4$ coordinates",
+            label="all 10⁴ coordinates",
         )
         bottom.legend(loc="lower right")
     bottom.set_xlabel("batch size $B$")
     bottom.set_ylabel("best power $p$")
     bottom.set_ylim(0, 1.05)
-    bottom.set_title(rf"best $p$ (steps of 0.02) for $T = {steps}$, $\eta$ tuned per $p$ and $B$")
+    bottom.set_title(f"best p (steps of 0.02) for T = {steps}, η tuned per p and B")
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
@@ -223,13 +228,15 @@ def gradient_rms_figure(
     """
     fig, (ax,) = new_figure()
     for index, (t, rms) in enumerate(rms_by_step.items()):
-        ax.loglog(h, rms, color=coordinate_color(index), lw=2, label=f"$t = {t}$")
+        ax.loglog(h, rms, color=coordinate_color(index), lw=2, label=f"t = {t}")
     ax.loglog(h, stationary, color="black", ls="--", lw=1.5, label=r"$t \to \infty$ (proposition)")
     ax.loglog(h, noise_only, color="0.5", ls=":", lw=1.5, label=r"noise only: $\sqrt{c_i/B}$")
     ax.set_xlabel(r"curvature $h_i$")
     ax.set_ylabel(r"$\sqrt{\mathbb{E}[g_i^2]}$  (Adam's $\sqrt{\hat v_i}$, idealised)")
     ax.set_title(title)
     ax.legend()
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
@@ -251,14 +258,16 @@ def weight_decay_figure(
     fig, (ax,) = new_figure()
     decays = list(excess_by_decay)
     for index, lam in enumerate(decays):
-        label = rf"$\lambda = {lam:g}$" + (rf": $\kappa = {kappas[lam]:.3g}$" if kappas else "")
+        label = f"λ = {lam:g}" + (f": κ = {kappas[lam]:.3g}" if kappas else "")
         plot_theory(ax, excess_by_decay[lam], color=coordinate_color(index), label=label)
     colour = coordinate_color(decays.index(decay)) if decay in decays else "black"
-    label = rf"Monte Carlo, $\lambda = {decay:g}$ ({trials} runs)"
+    label = f"Monte Carlo, λ = {decay:g} ({trials} runs)"
     plot_simulation(ax, monte_carlo, color=colour, label=label)
     label_risk_axes(ax, ylabel=r"$\mathbb{E}[L(\theta_t)]$ (without the penalty)")
     ax.set_title(title)
     ax.legend()
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     return fig
 
 
@@ -284,6 +293,6 @@ def damping_figure(
         ax.set_xticks(positions, [f"{mu:g}" for mu in dampings])
         ax.set_xlabel(r"damping $\mu$")
         ax.set_ylabel("tuned risk / best undamped")
-        ax.set_title(f"$B = {batch_size}$, $T = {steps}$, $P = H^p + \\mu I$")
+        ax.set_title(f"B = {batch_size}, T = {steps}, P = Hᵖ + μI")
         ax.legend(loc="best")
     return fig

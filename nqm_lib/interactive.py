@@ -489,11 +489,11 @@ _DECLARATIONS = (
             ),
             _log_slider("lr", "η", 0.05, -3, 0.5, 0.05, 6),
             _batch(8, (1, 2, 4, 8, 16, 32, 64, 200), (1, 2, 8, 16, 64, 200)),
-            _linear_slider("feature_mean", "μ", 2.0, 0.0, 3.0, 0.25, 7),
+            _linear_slider("feature_mean", "z̄", 2.0, 0.0, 3.0, 0.25, 7),
         ),
         live=("optimiser", "lr", "batch_size"),
-        lesson="the optimiser and its step size η decide the path, on the chapter's problem (μ = 2)",
-        fixed={"feature_means": (0.0, 3.0)},  # the view holds the minimiser for every μ of the slider
+        lesson="the optimiser and its step size η decide the path, on the chapter's problem",
+        fixed={"feature_means": (0.0, 3.0)},  # the view holds the minimiser for every z̄ of the slider
     ),
     InteractiveFigure(
         "network_curve",

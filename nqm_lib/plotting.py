@@ -7,6 +7,8 @@ from chapter to chapter, theory is always a solid line and Monte Carlo always do
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -17,7 +19,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator, MaxNLocator
 
 from .simulation import SimulationResult
 
@@ -37,6 +39,7 @@ __all__ = [
     "new_figure",
     "plot_risk_by_coordinate",
     "plot_simulation",
+    "plain_log_ticks",
     "plot_theory",
     "use_course_style",
     "write_divergence",
@@ -383,3 +386,50 @@ def mark_path_exit(
     if text:
         _divergence_text(ax, point[0], point[1], text, color, side)
     return k
+
+
+_SUPERSCRIPT_DIGITS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+class _PlainLogFormatter(LogFormatterSciNotation):
+    """Matplotlib's log-axis tick labels, the same ticks labelled, in plain text (``10⁻³``, ``2×10⁻³``)."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        label = super().__call__(x, pos)
+        math = re.fullmatch(r"\$\\mathdefault\{(.*)\}\$", label)
+        if math is None:
+            return label
+        superscript = lambda power: power.group(1).translate(_SUPERSCRIPT_DIGITS)  # noqa: E731
+        return re.sub(r"\^\{(-?\d+)\}", superscript, math.group(1)).replace(r"\times", "×")
+
+
+class _ShortAxisMinorLocator(LogLocator):
+    """Matplotlib's minor log ticks where the view spans less than two decades, and none elsewhere."""
+
+    def __init__(self, base: float) -> None:
+        super().__init__(base, subs="auto")
+        self.decade = float(base)
+
+    def tick_values(self, vmin: float, vmax: float) -> np.ndarray:
+        """The minor ticks of a short view (Matplotlib labels some of them), else none."""
+        if vmin > 0 and vmax > 0 and abs(math.log(vmax / vmin, self.decade)) < 2:
+            return super().tick_values(vmin, vmax)
+        return np.array([])
+
+
+def plain_log_ticks(ax: Axes) -> None:
+    """Label the log axes of ``ax`` as Matplotlib does, but in plain text, and drop unlabelled minor ticks.
+
+    The same ticks get the same labels — ``10⁻³`` for ``$10^{-3}$``, ``2×10⁻³`` where an axis
+    shorter than two decades labels minor ticks — written with Unicode superscripts; an axis of
+    two decades or more keeps its decades and loses the unlabelled minor ticks in between.
+    Mathtext has to be parsed and laid out again on every new canvas, and every tick is laid out
+    when the figure is: a log–log figure draws about a third faster. Call it after the axes'
+    scales are set (``set_yscale("log")`` installs new locators and formatters).
+    """
+    for axis in (ax.xaxis, ax.yaxis):
+        if axis.get_scale() == "log":
+            base = axis.get_transform().base
+            axis.set_major_formatter(_PlainLogFormatter(base))
+            axis.set_minor_formatter(_PlainLogFormatter(base, labelOnlyBase=False))
+            axis.set_minor_locator(_ShortAxisMinorLocator(base))

@@ -1,4 +1,4 @@
-"""Learning-rate schedules and the exact risk of SGD under a schedule on the NQM (chapter 8).
+"""Learning-rate schedules and the exact risk of SGD under a schedule on the NQM (chapter 9).
 
 A schedule is an array ``lrs`` of length ``T``: step ``t = 0, …, T − 1`` uses ``η_t = lrs[t]``.
 The builders below return such arrays; :func:`schedule_risk_curve` turns one (or a stack
@@ -28,7 +28,7 @@ __all__ = [
 
 
 def power_schedule(steps: int, lr: float, *, tau: float, power: float = 1.0) -> np.ndarray:
-    """Robbins–Monro power schedule ``η_t = η_0 / (1 + t/τ)^a``, t = 0..steps−1 (chapter 8).
+    """Robbins–Monro power schedule ``η_t = η_0 / (1 + t/τ)^a``, t = 0..steps−1 (chapter 9).
 
     It satisfies ``Σ η_t = ∞`` iff ``a ≤ 1`` and ``Σ η_t² < ∞`` iff ``a > ½``.
     ``power = 1`` is the ``1/t`` schedule; ``power = 0`` a constant rate.
@@ -41,7 +41,7 @@ def power_schedule(steps: int, lr: float, *, tau: float, power: float = 1.0) -> 
 
 
 def exponential_schedule(steps: int, lr: float, *, decay: float) -> np.ndarray:
-    """``η_t = η_0 · decay^t`` (``lr_scheduler.ExponentialLR`` with ``gamma=decay``); chapter 8."""
+    """``η_t = η_0 · decay^t`` (``lr_scheduler.ExponentialLR`` with ``gamma=decay``); chapter 9."""
     steps = check_steps(steps)
     lr = check_positive("lr", lr)
     decay = check_positive("decay", decay)
@@ -51,7 +51,7 @@ def exponential_schedule(steps: int, lr: float, *, decay: float) -> np.ndarray:
 
 
 def step_schedule(steps: int, lr: float, *, milestones: tuple[int, ...], factor: float = 0.1) -> np.ndarray:
-    """Piecewise constant: ``η_t = η_0 · factor^k`` after the k-th milestone (``MultiStepLR``); chapter 8."""
+    """Piecewise constant: ``η_t = η_0 · factor^k`` after the k-th milestone (``MultiStepLR``); chapter 9."""
     steps = check_steps(steps)
     lr = check_positive("lr", lr)
     factor = check_fraction("factor", factor)
@@ -62,7 +62,7 @@ def step_schedule(steps: int, lr: float, *, milestones: tuple[int, ...], factor:
 
 
 def cosine_schedule(steps: int, lr: float, *, warmup: int = 0, final_lr: float = 0.0) -> np.ndarray:
-    """Linear warm-up over ``warmup`` steps, then cosine decay from ``η_0`` to ``final_lr`` (chapter 8).
+    """Linear warm-up over ``warmup`` steps, then cosine decay from ``η_0`` to ``final_lr`` (chapter 9).
 
     Warm-up: ``η_t = η_0 (t + 1)/warmup`` for ``t < warmup``; then with ``s = t − warmup``
     and ``S = steps − warmup``: ``η_t = final_lr + ½(η_0 − final_lr)(1 + cos(π s/S))``
@@ -98,7 +98,7 @@ def _check_schedule(problem: NQM, lrs: object) -> np.ndarray:
 
 
 def schedule_risk_curve(problem: NQM, lrs: object, *, batch_size: int = 1) -> np.ndarray:
-    """Exact ``E[L(θ_t)]`` of SGD with the schedule ``lrs`` on ``problem``, t = 0..T (chapter 8).
+    """Exact ``E[L(θ_t)]`` of SGD with the schedule ``lrs`` on ``problem``, t = 0..T (chapter 9).
 
     ``lrs`` has shape ``(T,)`` (one schedule; result ``(T + 1,)``) or ``(S, T)`` (a stack of
     ``S`` schedules run together; result ``(S, T + 1)``). Raises ``ValueError`` for invalid

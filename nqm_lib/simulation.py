@@ -176,7 +176,7 @@ def simulate(
     (PyTorch starts with ``v = g``); with ``nesterov=True`` the step is ``θ = θ − η (g + β v)``.
     The risk is recorded for the averaged iterate ``θ̃`` (equal to ``θ`` when ``γ = 0``),
     matching :func:`~nqm_lib.theory.risk_curve`. ``lr`` may also be a schedule: an array of shape
-    ``(steps,)`` whose entry ``t`` is the learning rate of step ``t + 1`` (chapter 8); every
+    ``(steps,)`` whose entry ``t`` is the learning rate of step ``t + 1`` (chapter 9); every
     entry must then be stable on its own. Raises ``ValueError`` for invalid settings and
     :class:`~nqm_lib.validation.InstabilityError` when the iteration would diverge.
 

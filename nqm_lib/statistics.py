@@ -1,4 +1,4 @@
-"""Intervals over seeds: a percentile bootstrap for the mean of independent runs (chapter 8).
+"""Intervals over seeds: a percentile bootstrap for the mean of independent runs (chapter 9).
 
 Every comparison of optimisers in the book averages many independently seeded runs; a mean
 is quoted with an interval from :func:`bootstrap_mean_interval`, so that a difference smaller

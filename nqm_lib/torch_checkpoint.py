@@ -1,4 +1,4 @@
-"""A shuffling sampler whose position can be saved, to resume a run mid-epoch ("PyTorch in practice").
+"""A shuffling sampler whose position can be saved, to resume a run mid-epoch (chapter 8).
 
 ``DataLoader(shuffle=True)`` draws a new permutation of the examples at the start of every
 epoch and keeps no record of how far into it the loop is, so a run stopped in the middle of

@@ -1,4 +1,4 @@
-"""PyTorch's learning-rate schedulers, stepped call by call (chapters 7 and "PyTorch in practice").
+"""PyTorch's learning-rate schedulers, stepped call by call (chapters 7 and 8).
 
 :func:`scheduler_learning_rates` records the learning rate that ``torch.optim`` would use at
 each step under a scheduler of ``torch.optim.lr_scheduler``, stepping it the way a training

@@ -1,4 +1,4 @@
-"""Chapter 8: adaptive optimisers against torch.optim, schedules, least squares, seed-003 claims.
+"""Chapter 9: adaptive optimisers against torch.optim, schedules, least squares, seed-003 claims.
 
 The NumPy optimisers of ``nqm_lib.adaptive`` must reproduce ``torch.optim`` to float64
 rounding when fed the same gradients; the exact risk under a schedule must match Monte
@@ -287,6 +287,12 @@ def test_least_squares_gradients_are_the_finite_sum_averages():
         expected = np.mean([(X[n] @ theta[run] - y[n]) * X[n] for n in rows], axis=0)
         np.testing.assert_allclose(minibatch[run], expected, rtol=1e-12)
     np.testing.assert_allclose(problem.gradient(theta), (theta @ X.T - y) @ X / 30, rtol=1e-10, atol=1e-12)
+    # a stack of parameter vectors per run (optimisers, learning rates): each row its own gradient
+    stacked = rng.standard_normal((2, 3, 4, 3))
+    for index in np.ndindex(2, 3):
+        np.testing.assert_allclose(
+            problem.gradient(stacked, batch)[index], problem.gradient(stacked[index], batch), rtol=1e-12
+        )
     np.testing.assert_allclose(problem.loss(theta), 0.5 * np.mean((theta @ X.T - y) ** 2, axis=1), rtol=1e-12)
 
 
@@ -302,7 +308,7 @@ def test_local_nqm_predicts_the_sgd_noise_floor_on_least_squares_within_3_percen
 
 
 def test_claim_the_mean_of_100_runs_misses_the_local_nqm_floor_by_several_percent_at_batch_size_1():
-    """Chapter 8: at B = 1 (η = 0.01) one set of 100 runs is a noisy estimate of the floor (its gap
+    """Chapter 9: at B = 1 (η = 0.01) one set of 100 runs is a noisy estimate of the floor (its gap
     to the exact local-NQM risk over t = 400..500 has a standard deviation of several percent),
     while the mean of 1000 runs agrees to 3%. Ten disjoint groups of 100 runs, seeded apart
     from the chapter."""
@@ -318,7 +324,7 @@ def test_claim_the_mean_of_100_runs_misses_the_local_nqm_floor_by_several_percen
 
 
 def test_claim_the_notes_regression_comes_from_the_legacy_seed_and_ours_differs():
-    """Chapter 8: the notes' printed θ̂ = (1.4950, 0.9804) is their recipe with np.random.seed(42);
+    """Chapter 9: the notes' printed θ̂ = (1.4950, 0.9804) is their recipe with np.random.seed(42);
     ``small_regression`` (default_rng(42)) gives another θ̂."""
     rng = np.random.RandomState(42)
     X = np.column_stack([np.ones(200), rng.randn(200)])
@@ -329,7 +335,7 @@ def test_claim_the_notes_regression_comes_from_the_legacy_seed_and_ours_differs(
 
 
 def test_claim_adagrad_has_no_constant_noise_floor_but_sgd_and_adam_do():
-    """Chapter 8: with η fixed, AdaGrad's loss keeps falling (its steps shrink like 1/√t),
+    """Chapter 9: with η fixed, AdaGrad's loss keeps falling (its steps shrink like 1/√t),
     SGD's stays flat and Adam's settles. Small regression, B = 8, 100 runs, 8000 steps."""
     problem = small_regression()
 

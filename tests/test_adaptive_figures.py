@@ -1,4 +1,4 @@
-"""Chapter 8's static figure functions: each draws the numbers it is given, on the axes it promises."""
+"""Chapter 9's static figure functions: each draws the numbers it is given, on the axes it promises."""
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -88,3 +88,41 @@ def test_escape_figure_draws_shares_and_losses_for_each_learning_rate():
     top, bottom = fa.escape_figure(noise, shares, descent_loss=3.6, best_loss=-1.8, runs=10, steps=5).axes
     assert len(top.get_lines()) == 4
     np.testing.assert_allclose(bottom.get_lines()[1].get_ydata(), [3, 1, 0])
+
+
+def test_log_axes_are_labelled_in_plain_text_at_the_ticks_matplotlib_labels():
+    """plain_log_ticks labels the ticks Matplotlib labels, with their values in plain text (2×10⁻³);
+    minor ticks stay only on axes shorter than two decades (where Matplotlib labels some)."""
+    from nqm_lib.plotting import plain_log_ticks
+
+    digits = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
+
+    def value(label):  # "2×10⁻³" → 0.002
+        factor, _, power = label.rpartition("×")
+        return float(factor or 1) * 10.0 ** int(power.removeprefix("10").translate(digits))
+
+    def labelled(ax):
+        ticks = ax.get_yticklabels() + ax.yaxis.get_minorticklabels()
+        return {round(t.get_position()[1], 12): t.get_text() for t in ticks if t.get_text()}
+
+    for low, high, minor_ticks in [(1e-5, 1e2, False), (2e-3, 8e-3, True), (0.3, 3.0, True)]:
+        fig, ax = plt.subplots()
+        ax.plot([1, 2], [low, high])
+        ax.set_yscale("log")
+        fig.canvas.draw()
+        default = labelled(ax)
+        plain_log_ticks(ax)
+        fig.canvas.draw()
+        plain = labelled(ax)
+        assert plain.keys() == default.keys() and plain
+        for position, text in plain.items():
+            assert "$" not in text and value(text) == pytest.approx(position, rel=1e-9)
+        assert bool(len(ax.yaxis.get_minorticklocs())) == minor_ticks
+
+
+def test_static_figures_write_no_mathtext_tick_labels():
+    t = np.arange(1, 101)
+    fig = fa.averaging_comparison_figure({"last": 1 / t, "uniform": 2 / t}, marker=30)
+    fig.canvas.draw()
+    labels = [text.get_text() for ax in fig.axes for text in ax.get_xticklabels() + ax.get_yticklabels()]
+    assert "10⁻¹" in labels and not any(label.startswith("$") for label in labels)
