@@ -263,22 +263,25 @@ def measurement_unit(setting: str, lrs: dict[int, float]) -> dict:
             for seed_index, seed in enumerate(seeds):
                 if not np.isfinite(found.steps[level_index, seed_index]):
                     continue
-                point = network_nqm.measure_point(
-                    problem, found.weights[level_index, seed_index], start=start[seed_index].numpy(),
-                    reference=reference[seed_index], samples=spec.get("samples", 20_000), seed=seed,
-                )  # fmt: skip
+                arguments = {
+                    "start": start[seed_index].numpy(),
+                    "reference": reference[seed_index],
+                    "samples": spec.get("samples", 20_000),
+                    "seed": seed,
+                }
+                weights = found.weights[level_index, seed_index]
+                try:
+                    point = network_nqm.measure_point(problem, weights, **arguments)
+                except ValueError:  # the gradient is too small to resolve: no noise scales here
+                    point = network_nqm.measure_point(problem, weights, noise_scales=False, **arguments)
                 points.append({
                     "batch_size": batch_size, "level": level, "factor": LEVEL_FACTORS[level_index],
                     "seed": seed, "step": int(found.steps[level_index, seed_index]), "point": point,
                 })  # fmt: skip
     reference_points = [
         network_nqm.measure_point(
-            problem,
-            reference[i],
-            start=start[i].numpy(),
-            reference=reference[i],
-            samples=spec.get("samples", 20_000),
-            seed=seed,
+            problem, reference[i], start=start[i].numpy(), reference=reference[i],
+            samples=spec.get("samples", 20_000), seed=seed, noise_scales=False,
         )  # fmt: skip
         for i, seed in enumerate(seeds)
     ]
@@ -444,8 +447,8 @@ def nqm_section(config: dict, measurement: dict) -> tuple[NQM, dict]:
             "risk": _number(p["point"].risk),
             "trace_h": _number(p["point"].trace_curvature),
             "trace_c": _number(p["point"].trace_noise),
-            "b_simple": _number(p["point"].noise_scales.simple),
-            "b_noise": _number(p["point"].noise_scales.critical),
+            "b_simple": _number(p["point"].noise_scales.simple) if p["point"].noise_scales else None,
+            "b_noise": _number(p["point"].noise_scales.critical) if p["point"].noise_scales else None,
         }  # fmt: skip
         for p in points
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullLocator
+from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
 from .network_results import OPTIMISERS, SETTINGS, load_results, sweep_table
 from .plotting import coordinate_color, new_figure
@@ -38,6 +38,7 @@ def _batch_axes(ax: Axes, ylabel: str = "steps to target") -> None:
     ax.set_xlim(0.7, 1500)
     ax.set_xticks(_BATCH_TICKS, [str(b) for b in _BATCH_TICKS])
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("batch size B")
     ax.set_ylabel(ylabel)

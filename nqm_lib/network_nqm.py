@@ -187,7 +187,8 @@ class PointMeasurement:
         ``tr C``, over all directions.
     noise_scales
         ``B_simple = tr C / |G|²`` and ``B_noise = tr(HC) / GᵀHG`` with the full ``H``, ``C`` and
-        the true gradient ``G`` (:func:`~nqm_lib.noise_scale.gradient_noise_scales`).
+        the true gradient ``G`` (:func:`~nqm_lib.noise_scale.gradient_noise_scales`), or ``None``
+        if they were not asked for.
 
     """
 
@@ -196,7 +197,7 @@ class PointMeasurement:
     noise: np.ndarray
     start: np.ndarray
     trace_noise: float
-    noise_scales: NoiseScales
+    noise_scales: NoiseScales | None
 
     @property
     def trace_curvature(self) -> float:
@@ -212,6 +213,7 @@ def measure_point(
     reference: object,
     samples: int = 20_000,
     seed: int = 0,
+    noise_scales: bool = True,
 ) -> PointMeasurement:
     """Measure the NQM of ``problem`` at weights ``theta`` (chapter 9).
 
@@ -220,19 +222,23 @@ def measure_point(
     (exact for a finite training set; ``samples`` fresh examples otherwise, with the gradient's
     squared norms corrected for the sampling noise as in :func:`sample_noise_scales`). ``start``
     and ``reference`` are the initial weights and the point that stands for the optimum; their
-    difference is projected on the eigenvectors.
+    difference is projected on the eigenvectors. With ``noise_scales=False`` the noise scales are
+    not estimated (``None``): near a minimum the gradient can be too small to resolve.
     """
     point = torch.as_tensor(theta, dtype=torch.float64)
     _check_params(problem, point.reshape(1, -1))
     values, vectors = hessian_eigen(lambda p: problem.excess_risk(p.unsqueeze(0))[0], point)
     hessian = (vectors * values) @ vectors.T
+    scales = None
     if hasattr(problem, "examples"):
         mean, covariance, _ = gradient_moments(problem, point)
-        scales = gradient_noise_scales(hessian, covariance, mean)
+        if noise_scales:
+            scales = gradient_noise_scales(hessian, covariance, mean)
     else:
         gradients = per_example_gradients(problem, point, samples=samples, seed=seed)
         covariance = np.cov(gradients.T, ddof=1)
-        scales = sample_noise_scales(gradients, hessian)
+        if noise_scales:
+            scales = sample_noise_scales(gradients, hessian)
     noise = np.sum(vectors * (covariance @ vectors), axis=0)
     offset = np.asarray(start, dtype=float) - np.asarray(reference, dtype=float)
     return PointMeasurement(
