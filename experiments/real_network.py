@@ -53,7 +53,7 @@ from nqm_lib.network_results import DATA_DIR
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The momenta and EMA decays tuned with the learning rate; 0 (plain SGD) is on both grids.
-MOMENTA = [0.0, 0.5, 0.9, 0.95, 0.99]
+MOMENTA = [0.0, 0.5, 0.9, 0.99]
 EMA_DECAYS = [0.0, 0.5, 0.9, 0.95, 0.99, 0.995, 0.999]
 #: Risk levels (multiples of the target) at which the NQM is measured along training.
 LEVEL_FACTORS = [16.0, 8.0, 4.0, 2.0, 1.5, 1.0, 0.7]
@@ -138,7 +138,7 @@ COMMON = {
     "tuning_data_seed": 0,
     "report_data_seed": 1,
     "measurement_data_seed": 2,
-    "patience": 3.0,
+    "patience": 2.0,
     "extend": 1.5,
     "resamples": 1000,
     "threshold": 1e-4,
@@ -608,6 +608,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-dir", type=Path, default=None, help="where to write (default nqm_lib/data)")
     parser.add_argument("--batch-sizes", type=int, nargs="*", help="only these batch sizes (a quick check)")
     parser.add_argument("--fresh", action="store_true", help="ignore the cache of finished units of work")
+    parser.add_argument(
+        "--from-cache", action="store_true", help="only write the files whose units are all in the cache"
+    )
     args = parser.parse_args(argv)
     # finished units are kept in _build/experiment_cache, so an interrupted run resumes where it stopped
     cache = None if args.fresh else ROOT / "_build" / "experiment_cache"
@@ -629,9 +632,9 @@ def main(argv: list[str] | None = None) -> None:
         def submit(kind: str, unit: tuple, function: object, *arguments: object) -> None:
             path = _cache_file(cache, *unit, kind, *arguments)
             result = _cached(path)
-            if result is None:
+            if result is None and not args.from_cache:
                 pending[pool.submit(function, *unit, *arguments)] = (kind, unit, path)
-            else:
+            elif result is not None:
                 finished.append((kind, unit, result))
 
         for unit in units:
@@ -665,6 +668,11 @@ def main(argv: list[str] | None = None) -> None:
     wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
     output = DATA_DIR if args.output_dir is None else args.output_dir
     for setting in args.settings:
+        wanted = len(SETTINGS[setting]["batch_sizes"])
+        complete = all(len(by_b) == wanted for by_b in measured[setting].values())
+        if not complete or measurements.get(setting) is None:
+            print(f"{setting}: not every unit is in the cache, no file written", file=sys.stderr)
+            continue
         rows = {label: [by_b[b] for b in SETTINGS[setting]["batch_sizes"]]
                 for label, by_b in measured[setting].items()}  # fmt: skip
         data = assemble(setting, rows, measurements[setting])

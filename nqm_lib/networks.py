@@ -302,6 +302,8 @@ class TrainResult:
     risk
         Held-out excess risk of the reported weights (the EMA's for ``"ema"``), shape
         ``(groups, seeds, E)``; NaN or inf where a run diverged.
+    diverged
+        Per group, whether it was dropped because a seed diverged (``None``: not recorded).
 
     """
 
@@ -313,6 +315,7 @@ class TrainResult:
     target: float
     steps: np.ndarray
     risk: np.ndarray
+    diverged: np.ndarray | None = None
 
     @property
     def mean_risk(self) -> np.ndarray:
@@ -337,13 +340,26 @@ def steps_to_target(result: TrainResult) -> np.ndarray:
     return _first_crossing(result.mean_risk, result.steps, result.target)
 
 
+def _with_margin(diverged: np.ndarray, n_lrs: int, n_second: int) -> np.ndarray:
+    """Groups that did not diverge and whose next larger learning rate (same ``second``) did not either."""
+    grid = np.asarray(diverged, dtype=bool).reshape(n_lrs, n_second)
+    safe = ~grid.copy()
+    safe[:-1] &= ~grid[1:]
+    return safe.ravel()
+
+
 def tuned(result: TrainResult) -> tuple[float, int]:
     """Fewest steps to target over the grid and the index of the group achieving it.
 
-    Ties (equal integer step counts) go to the first group (the smallest learning rate), as in
+    A setting counts only with a margin from divergence: if the next larger learning rate of
+    the grid (same ``second``) diverged on a tuning seed, the setting is at the edge of
+    stability and is skipped (on fresh seeds it would often diverge). Ties (equal step counts)
+    go to the first group (the smallest learning rate), as in
     :func:`nqm_lib.batch_scaling.tuned_steps_to_target`; ``(inf, -1)`` if no group reaches the target.
     """
     counts = steps_to_target(result)
+    if result.diverged is not None:
+        counts = np.where(_with_margin(result.diverged, result.lrs.size, result.second.size), counts, np.inf)
     if not np.isfinite(counts).any():
         return math.inf, -1
     best = int(np.argmin(counts))
@@ -416,8 +432,10 @@ def train(
 
     To save time, a group is dropped (its risk is NaN from then on) as soon as one of its seeds
     diverges (risk not finite or above 10× the largest initial risk), and every group but the
-    winner is dropped once the first group's seed-averaged risk reaches the target (no other group
-    can be faster any more; ties go to the first group). Training stops when each of the winner's
+    winner is dropped once the first eligible group's seed-averaged risk reaches the target (no
+    other group can be faster any more; ties go to the first group). A group is eligible if
+    neither it nor the next larger learning rate with the same ``second`` diverged (a margin from
+    the edge of stability, see :func:`tuned`). Training stops when each of the winner's
     seeds has reached the target too and at least ``extend`` times the winner's step count has
     been run, at ``max(patience, extend)`` times the winner's step count, or at ``max_steps``
     (``patience=1`` stops at the winner's crossing: enough for tuning). With ``effective=True``
@@ -475,6 +493,7 @@ def train(
     generator = torch.Generator().manual_seed(data_seed)
     active = np.ones(n_groups, dtype=bool)  # groups still trained and measured
     crossing = np.full(n_groups, np.inf)  # first evaluation step with seed-mean risk <= target
+    failed = np.zeros(n_groups, dtype=bool)  # groups dropped because a seed diverged
     limit = np.inf  # once the winner is known: stop at its seeds' crossings or at patience × its steps
 
     def measure(index: int) -> None:
@@ -534,9 +553,11 @@ def train(
         newly = ~diverged & (current.mean(axis=1) <= target) & ~np.isfinite(crossing[rows])
         crossing[rows[newly]] = eval_steps[index]
         if diverged.any():
+            failed[rows[diverged]] = True
             drop(rows[diverged])
-        if np.isfinite(crossing).any():
-            best = int(np.argmin(crossing))  # ties: the first group (smallest learning rate)
+        candidates = np.where(_with_margin(failed, lrs.size, second.size), crossing, np.inf)
+        if np.isfinite(candidates).any():
+            best = int(np.argmin(candidates))  # ties: the first group (smallest learning rate)
             losers = np.flatnonzero(active)
             losers = losers[losers != best]
             if losers.size:
@@ -556,6 +577,7 @@ def train(
         target=target,
         steps=eval_steps[: reached + 1],
         risk=risk[:, :, : reached + 1],
+        diverged=failed,
     )
 
 
