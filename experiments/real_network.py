@@ -53,7 +53,7 @@ from nqm_lib.network_results import DATA_DIR
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The momenta and EMA decays tuned with the learning rate; 0 (plain SGD) is on both grids.
-MOMENTA = [0.0, 0.5, 0.9, 0.99]
+MOMENTA = [0.0, 0.5, 0.9, 0.99, 0.995, 0.999]
 EMA_DECAYS = [0.0, 0.5, 0.9, 0.95, 0.99, 0.995, 0.999]
 #: Risk levels (multiples of the target) at which the NQM is measured along training.
 LEVEL_FACTORS = [16.0, 8.0, 4.0, 2.0, 1.5, 1.0, 0.7]
@@ -410,8 +410,8 @@ def statistics(config: dict, measured: dict) -> dict:
 
 
 def _critical(batches: np.ndarray, steps: np.ndarray) -> float:
-    finite = np.isfinite(steps)
-    n = finite.size if finite.all() else int(np.argmin(finite))
+    usable = np.isfinite(steps) & (steps > 0)  # 0 steps: the model starts below the target
+    n = usable.size if usable.all() else int(np.argmin(usable))
     return critical_batch_size(batches[:n], steps[:n]) if n >= 2 else math.inf
 
 
@@ -577,8 +577,11 @@ def _cache_file(cache: Path | None, *key: object) -> Path | None:
         return None
     setting = key[0]
     config = dict(SETTINGS[setting])
-    if "sweep" in key:  # a sweep unit does not depend on how the NQM is measured
+    if "sweep" in key:  # a sweep unit depends on its own optimiser's grid, not on the NQM's measurement
         config.pop("measurement")
+        config["methods"] = config["methods"][key[1]]
+    else:  # the NQM's measurement depends on SGD's tuned learning rates only (passed in the key)
+        config.pop("methods")
     text = json.dumps([config, COMMON, [str(k) for k in key]], sort_keys=True)
     return cache / f"{hashlib.sha1(text.encode()).hexdigest()[:16]}.pkl"
 

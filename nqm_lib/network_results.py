@@ -110,15 +110,15 @@ def sweep_table(results: dict, optimiser: str) -> dict[str, np.ndarray]:
 
 
 def critical_from_steps(batch_sizes: object, steps: object) -> float:
-    """Critical batch size from the leading finite counts (``inf`` if fewer than two are finite).
+    """Critical batch size from the leading finite, positive counts (``inf`` if fewer than two).
 
     :func:`~nqm_lib.batch_scaling.critical_batch_size`: where the steps are twice the
     perfect-scaling line drawn from the smallest batch size.
     """
     batches = np.asarray(batch_sizes, dtype=float)
     counts = np.asarray(steps, dtype=float)
-    finite = np.isfinite(counts)
-    n = finite.size if finite.all() else int(np.argmin(finite))
+    usable = np.isfinite(counts) & (counts > 0)
+    n = usable.size if usable.all() else int(np.argmin(usable))
     return critical_batch_size(batches[:n], counts[:n]) if n >= 2 else math.inf
 
 
