@@ -9,6 +9,7 @@ module does not import PyTorch, so the chapter's interactive figure redraws quic
 from __future__ import annotations
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
@@ -179,8 +180,10 @@ def sensitivity_figure(setting: str = "teacher_student") -> Figure:
         factor = float(name.split()[1])
         predicted = np.array([np.inf if v is None else v for v in variants[name]["steps"]])
         style = "-" if factor == 1.0 else "--"
-        ax.plot(b, measured["steps"] / predicted, style, marker="o", ms=3, lw=2.5 if factor == 1.0 else 1,
-                color=coordinate_color(k), label=f"at risk {factor:g} × target")  # fmt: skip
+        color = colormaps["viridis"](k / max(len(levels) - 1, 1))  # early levels dark, late ones light
+        width = 2.5 if factor == 1.0 else 1
+        label = f"at risk {factor:g} × target"
+        ax.plot(b, measured["steps"] / predicted, style, marker="o", ms=3, lw=width, color=color, label=label)
     reference = np.array([np.inf if v is None else v for v in variants["at the reference point"]["steps"]])
     ax.plot(
         b, measured["steps"] / reference, ":", marker="s", ms=3, color="black", label="at the reference point"
