@@ -48,7 +48,7 @@ serve: book
 bench: $(READY)
 	$(BIN)/python benchmarks/run.py
 
-## make experiment: chapter 9's sweep from scratch (one thread: 6 min on an idle 2-core machine, 22 min on a busy shared one); writes nqm_lib/data/real_network.json
+## make experiment: chapter 9's sweeps from scratch (two processes, resumable; see README); writes nqm_lib/data/*.json
 experiment: $(READY)
 	$(BIN)/python experiments/real_network.py
 

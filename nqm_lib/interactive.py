@@ -327,13 +327,8 @@ def _subsets(options: Sequence[object]) -> tuple[tuple, ...]:
 _THETAS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 _METHODS = ("SGD", "momentum", "EMA")  # nqm_lib.figures_batch_size.METHODS
 _PRECOND_POWERS = (0.0, 0.25, 0.5, 0.75)  # nqm_lib.figures_batch_size.PRECOND_POWERS
-_NETWORK_OPTIMISERS = {  # nqm_lib.figures_network.OPTIMISERS
-    "sgd": "SGD",
-    "momentum 0.9": "momentum β = 0.9",
-    "momentum 0.99": "momentum β = 0.99",
-    "adam": "Adam",
-    "ema": "SGD + EMA",
-}
+# the same keys and names as nqm_lib.network_results.OPTIMISERS
+_NETWORK_OPTIMISERS = {"sgd": "SGD", "momentum": "momentum", "adam": "Adam", "ema": "SGD + EMA"}
 
 _DECLARATIONS = (
     InteractiveFigure(
@@ -506,7 +501,8 @@ _DECLARATIONS = (
                 "dropdown",
                 options=tuple((name, key) for key, name in _NETWORK_OPTIMISERS.items()),
             ),
-            _batch(16, (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)),  # the sweep's batch sizes
+            # the sweep's batch sizes in the notebook; every fourfold step on the site (24 frames)
+            _batch(16, (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), site=(1, 4, 16, 64, 256, 1024)),
         ),
     ),
     InteractiveFigure(

@@ -302,6 +302,8 @@ class TrainResult:
     risk
         Held-out excess risk of the reported weights (the EMA's for ``"ema"``), shape
         ``(groups, seeds, E)``; NaN or inf where a run diverged.
+    diverged
+        Per group, whether it was dropped because a seed diverged (``None``: not recorded).
 
     """
 
@@ -313,6 +315,7 @@ class TrainResult:
     target: float
     steps: np.ndarray
     risk: np.ndarray
+    diverged: np.ndarray | None = None
 
     @property
     def mean_risk(self) -> np.ndarray:
@@ -337,13 +340,26 @@ def steps_to_target(result: TrainResult) -> np.ndarray:
     return _first_crossing(result.mean_risk, result.steps, result.target)
 
 
+def _with_margin(diverged: np.ndarray, n_lrs: int, n_second: int) -> np.ndarray:
+    """Groups that did not diverge and whose next larger learning rate (same ``second``) did not either."""
+    grid = np.asarray(diverged, dtype=bool).reshape(n_lrs, n_second)
+    safe = ~grid.copy()
+    safe[:-1] &= ~grid[1:]
+    return safe.ravel()
+
+
 def tuned(result: TrainResult) -> tuple[float, int]:
     """Fewest steps to target over the grid and the index of the group achieving it.
 
-    Ties (equal integer step counts) go to the first group (the smallest learning rate), as in
+    A setting counts only with a margin from divergence: if the next larger learning rate of
+    the grid (same ``second``) diverged on a tuning seed, the setting is at the edge of
+    stability and is skipped (on fresh seeds it would often diverge). Ties (equal step counts)
+    go to the first group (the smallest learning rate), as in
     :func:`nqm_lib.batch_scaling.tuned_steps_to_target`; ``(inf, -1)`` if no group reaches the target.
     """
     counts = steps_to_target(result)
+    if result.diverged is not None:
+        counts = np.where(_with_margin(result.diverged, result.lrs.size, result.second.size), counts, np.inf)
     if not np.isfinite(counts).any():
         return math.inf, -1
     best = int(np.argmin(counts))
@@ -365,6 +381,28 @@ def _check_grid(name: str, values: object, check: Callable[[str, object], float]
     return array
 
 
+#: Most examples (rows × batch size) in one forward pass: larger grids are split, to bound the memory.
+_BLOCK_EXAMPLES = 2**16
+
+
+def _blocks(groups: list[tuple[float, float]], method: str, rows_per_group: int) -> list[list[int]]:
+    """Groups that share one parameter tensor: the same momentum (Adam: one each), a bounded size."""
+    if method == "adam":
+        return [[g] for g in range(len(groups))]
+    size = max(1, _BLOCK_EXAMPLES // rows_per_group)
+    keys = [groups[g][1] if method == "momentum" else 0.0 for g in range(len(groups))]
+    blocks: list[list[int]] = []
+    for key in dict.fromkeys(keys):
+        members = [g for g in range(len(groups)) if keys[g] == key]
+        blocks += [members[i : i + size] for i in range(0, len(members), size)]
+    return blocks
+
+
+def _row_values(values: list[float], n_seeds: int) -> torch.Tensor:
+    """One value per setting, repeated for its seeds, as a column ``(settings · seeds, 1)``."""
+    return torch.tensor(np.repeat(values, n_seeds), dtype=_DTYPE).unsqueeze(1)
+
+
 def train(
     problem: _Regression,
     *,
@@ -378,6 +416,8 @@ def train(
     data_seed: int = 0,
     growth: float = 1.03,
     patience: float = 4.0,
+    extend: float = 1.0,
+    effective: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train one network per (learning rate, ``second``, seed) with ``torch.optim`` (chapter 9).
@@ -392,11 +432,21 @@ def train(
 
     To save time, a group is dropped (its risk is NaN from then on) as soon as one of its seeds
     diverges (risk not finite or above 10× the largest initial risk), and every group but the
-    winner is dropped once the first group's seed-averaged risk reaches the target (no other group
-    can be faster any more; ties go to the first group). Training stops when each of the winner's
-    seeds has reached the target too, at ``patience`` times the winner's step count, or at
-    ``max_steps``. Returns a :class:`TrainResult`; :func:`steps_to_target` and :func:`tuned`
-    read it.
+    winner is dropped once the first eligible group's seed-averaged risk reaches the target (no
+    other group can be faster any more; ties go to the first group). A group is eligible if
+    neither it nor the next larger learning rate with the same ``second`` diverged (a margin from
+    the edge of stability, see :func:`tuned`). Training stops when each of the winner's
+    seeds has reached the target too and at least ``extend`` times the winner's step count has
+    been run, at ``max(patience, extend)`` times the winner's step count, or at ``max_steps``
+    (``patience=1`` stops at the winner's crossing: enough for tuning). With ``effective=True``
+    (momentum only) ``lrs`` is a grid of the *effective* learning rate ``η/(1 − β)``: each group
+    runs ``η = lr · (1 − β)``. Returns a :class:`TrainResult`; :func:`steps_to_target` and
+    :func:`tuned` read it.
+
+    For speed, the settings of SGD, momentum and the EMA that share a momentum are stacked in one
+    parameter tensor (as many as fit 65 536 examples per step), stepped by ``torch.optim.SGD`` with
+    ``lr = 1`` on gradients scaled row by row by each setting's ``η``: the same update (for
+    momentum the buffer then holds ``η v``). Adam keeps one parameter group per setting.
     """
     method = _check_method(method)
     lrs = _check_grid("lrs", lrs, check_positive)
@@ -409,75 +459,112 @@ def train(
     max_steps = _check_count("max_steps", max_steps)
     data_seed = check_steps(data_seed, "data_seed")
     patience = check_positive("patience", patience)
+    extend = check_positive("extend", extend)
+    if effective and method != "momentum":
+        raise ValueError(f"effective=True needs method 'momentum', got {method!r}")
 
-    groups = [(float(lr), float(s)) for lr in lrs for s in second]
+    groups = [(float(lr) * (1.0 - float(s) if effective else 1.0), float(s)) for lr in lrs for s in second]
     n_groups, n_seeds = len(groups), len(seeds)
     start = problem.init(seeds)
-    params = [start.clone().requires_grad_(True) for _ in groups]
-    if method == "adam":
+    blocks = _blocks(groups, method, n_seeds * batch_size)
+    leaves = [start.repeat(len(block), 1).requires_grad_(True) for block in blocks]
+    if method == "adam":  # Adam's step depends on its learning rate: one parameter group per setting
         optimizer: torch.optim.Optimizer = torch.optim.Adam(
-            [{"params": [p], "lr": lr} for p, (lr, _) in zip(params, groups, strict=True)], foreach=False
-        )
-    else:
-        momentum = [s if method == "momentum" else 0.0 for _, s in groups]
-        optimizer = torch.optim.SGD(
-            [
-                {"params": [p], "lr": lr, "momentum": beta, "dampening": 0.0}
-                for p, (lr, _), beta in zip(params, groups, momentum, strict=True)
-            ],
+            [{"params": [leaf], "lr": groups[b[0]][0]} for leaf, b in zip(leaves, blocks, strict=True)],
             foreach=False,
         )
-    averages = [p.detach().clone() for p in params] if method == "ema" else None
+        scales = None
+    else:  # SGD with lr = 1 on gradients scaled row by row by each setting's η: the same update
+        optimizer = torch.optim.SGD(
+            [
+                {"params": [leaf], "lr": 1.0, "dampening": 0.0,
+                 "momentum": groups[block[0]][1] if method == "momentum" else 0.0}
+                for leaf, block in zip(leaves, blocks, strict=True)
+            ],  # fmt: skip
+            foreach=False,
+        )
+        scales = [_row_values([groups[g][0] for g in block], n_seeds) for block in blocks]
+    averages = [leaf.detach().clone() for leaf in leaves] if method == "ema" else None
+    weights = [_row_values([1.0 - groups[g][1] for g in block], n_seeds) for block in blocks]
+    order = np.concatenate(blocks)  # group index of each block row, in block order
 
     eval_steps = evaluation_steps(max_steps, growth=growth)
     risk = np.full((n_groups, n_seeds, eval_steps.size), np.nan)
     generator = torch.Generator().manual_seed(data_seed)
     active = np.ones(n_groups, dtype=bool)  # groups still trained and measured
     crossing = np.full(n_groups, np.inf)  # first evaluation step with seed-mean risk <= target
+    failed = np.zeros(n_groups, dtype=bool)  # groups dropped because a seed diverged
     limit = np.inf  # once the winner is known: stop at its seeds' crossings or at patience × its steps
 
     def measure(index: int) -> None:
-        rows = np.flatnonzero(active)
-        reported = averages if averages is not None else [p.detach() for p in params]
+        reported = averages if averages is not None else [leaf.detach() for leaf in leaves]
         with torch.no_grad():
-            values = problem.excess_risk(torch.cat([reported[g] for g in rows])).numpy()
-        values = values.reshape(rows.size, n_seeds)
-        risk[rows, :, index] = np.where(np.isfinite(values), values, np.inf)
+            values = problem.excess_risk(torch.cat(reported)).numpy().reshape(n_groups, n_seeds)
+        rows = order[active[order]]
+        risk[rows, :, index] = np.where(np.isfinite(values), values, np.inf)[active[order]]
+
+    def drop(dropped: np.ndarray) -> None:
+        """Freeze dropped groups at their start (finite values, no more updates)."""
+        active[dropped] = False
+        with torch.no_grad():
+            for k, block in enumerate(blocks):
+                rows = torch.from_numpy(np.repeat(~active[block], n_seeds))
+                if not rows.any():
+                    continue
+                leaves[k][rows] = start.repeat(len(block), 1)[rows]
+                if averages is not None:
+                    averages[k][rows] = leaves[k][rows]
+                if scales is not None:
+                    scales[k][rows] = 0.0
+                state = optimizer.state.get(leaves[k], {})
+                for value in state.values():
+                    if isinstance(value, torch.Tensor) and value.shape == leaves[k].shape:
+                        value[rows] = 0.0
 
     measure(0)
     initial = risk[:, :, 0].max()
     t, reached = 0, 0
     for index in range(1, eval_steps.size):
-        rows = np.flatnonzero(active)
         while t < eval_steps[index]:
             x, y = problem.sample((n_seeds, batch_size), generator)
-            x, y = x.repeat(rows.size, 1, 1), y.repeat(rows.size, 1)
-            optimizer.zero_grad(set_to_none=True)  # inactive groups keep grad None: step() skips them
-            loss = problem.loss(torch.cat([params[g] for g in rows]), x, y).sum()
-            loss.backward()
+            optimizer.zero_grad(set_to_none=True)
+            for k, (leaf, block) in enumerate(zip(leaves, blocks, strict=True)):
+                if not active[block].any():
+                    continue
+                x_rows = x.repeat((len(block),) + (1,) * (x.ndim - 1))
+                y_rows = y.repeat((len(block),) + (1,) * (y.ndim - 1))
+                problem.loss(leaf, x_rows, y_rows).sum().backward()
+                if scales is not None:
+                    leaf.grad.mul_(scales[k])
             optimizer.step()
             if averages is not None:
                 with torch.no_grad():
-                    for g in rows:
-                        averages[g].lerp_(params[g].detach(), 1.0 - groups[g][1])
+                    for average, leaf, weight in zip(averages, leaves, weights, strict=True):
+                        average.lerp_(leaf.detach(), weight)
             t += 1
         measure(index)
         reached = index
         if progress is not None:
             progress(t)
+        rows = np.flatnonzero(active)
         current = risk[rows, :, index]
         # a group with a diverged seed (risk inf or above 10× the initial risk) is dropped
         diverged = ~np.all(current <= 10.0 * initial, axis=1)
         newly = ~diverged & (current.mean(axis=1) <= target) & ~np.isfinite(crossing[rows])
         crossing[rows[newly]] = eval_steps[index]
-        active[rows[diverged]] = False
-        if np.isfinite(crossing).any():
-            best = int(np.argmin(crossing))  # ties: the first group (smallest learning rate)
-            active[:] = False  # no other group can beat it any more
-            active[best] = True
-            limit = min(limit, patience * crossing[best])
+        if diverged.any():
+            failed[rows[diverged]] = True
+            drop(rows[diverged])
+        candidates = np.where(_with_margin(failed, lrs.size, second.size), crossing, np.inf)
+        if np.isfinite(candidates).any():
+            best = int(np.argmin(candidates))  # ties: the first group (smallest learning rate)
+            losers = np.flatnonzero(active)
+            losers = losers[losers != best]
+            if losers.size:
+                drop(losers)  # no other group can beat it any more
+            limit = min(limit, max(patience, extend) * crossing[best])
             every_seed = np.all((risk[best, :, : index + 1] <= target).any(axis=1))
-            if every_seed or t >= limit:
+            if (every_seed and t >= extend * crossing[best]) or t >= limit:
                 break
         if not active.any():
             break
@@ -490,6 +577,7 @@ def train(
         target=target,
         steps=eval_steps[: reached + 1],
         risk=risk[:, :, : reached + 1],
+        diverged=failed,
     )
 
 

@@ -208,3 +208,16 @@ def test_teacher_student_validates_its_parameters():
         nw.TeacherStudent(noise_std=-1.0)
     with pytest.raises(ValueError, match="params"):
         nw.TeacherStudent().excess_risk(torch.zeros(2, 5))
+
+
+def test_tuning_keeps_a_margin_from_divergence():
+    # lr = 0.8 is fastest but its larger neighbour diverges: the tuned setting is the next one below.
+    problem = nw.TeacherStudent(input_dim=3, hidden=4, teacher_hidden=2, noise_std=0.3, test_size=256)
+    kwargs = dict(method="sgd", batch_size=8, seeds=[0, 1], target=0.02, max_steps=400)
+    result = nw.train(problem, lrs=[0.2, 0.4, 0.8, 50.0], **kwargs)
+    assert result.diverged.tolist() == [False, False, False, True]
+    counts = nw.steps_to_target(result)
+    steps, best = nw.tuned(result)
+    assert best != 2 and steps == counts[best]
+    free = nw.train(problem, lrs=[0.2, 0.4, 0.8], **kwargs)
+    assert nw.tuned(free)[1] == int(np.argmin(nw.steps_to_target(free)))
