@@ -1,8 +1,8 @@
-"""Steps to target measured over seeds: an unbiased crossing, bootstrap intervals, the S(B) law (chapter 9).
+"""Results over seeds: bootstrap intervals, an unbiased steps-to-target crossing, the S(B) law (ch. 9, 10).
 
 A measured risk curve is an average over a finite number of seeds, so it is noisy, and the
 *first* step at which a noisy curve dips below a target comes too early: the noise, not the
-trend, decides the crossing (the more so the flatter the curve near the target). Chapter 9
+trend, decides the crossing (the more so the flatter the curve near the target). Chapter 10
 therefore counts steps with :func:`crossing_step`: the first crossing of the *monotone
 envelope* of the seed-averaged curve, the non-increasing least-squares fit to it
 (:func:`monotone_envelope`, pool-adjacent-violators), interpolated between evaluation steps on
@@ -10,7 +10,8 @@ a log scale. The envelope averages the noise of neighbouring evaluations instead
 its lowest dip, and it is exact for a curve that is already non-increasing.
 
 :func:`bootstrap_interval` gives percentile intervals over seeds (resampling whole seeds, so
-each replicate keeps a seed's curve intact), and :func:`fit_steps_law` fits the law
+each replicate keeps a seed's curve intact), :func:`bootstrap_mean_interval` the interval of a
+mean of independent runs (chapter 9's comparisons of optimisers), and :func:`fit_steps_law` fits the law
 ``S(B) = S_min (1 + B_noise / B)`` of McCandlish et al. (2018) to steps at *all* batch sizes.
 
 Everything here is NumPy; it does not import PyTorch.
@@ -29,6 +30,7 @@ from .validation import check_positive
 __all__ = [
     "StepsLaw",
     "bootstrap_interval",
+    "bootstrap_mean_interval",
     "bootstrap_replicates",
     "crossing_step",
     "fit_steps_law",
@@ -184,6 +186,23 @@ def bootstrap_interval(replicates: object, level: float = 0.9) -> tuple[float, f
     ends = np.percentile(stand_in, [tail, 100.0 - tail], method="linear")
     low, high = (math.inf if end > ceiling else float(end) for end in ends)
     return low, high
+
+
+def bootstrap_mean_interval(
+    values: object, *, level: float = 0.95, resamples: int = 4000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval for the mean of ``values`` (one number per independent run).
+
+    Resamples the runs with replacement ``resamples`` times (:func:`bootstrap_replicates`, seeded,
+    so the interval is the same on every machine up to rounding) and returns the central ``level``
+    of the resampled means (:func:`bootstrap_interval`). ``values`` must hold at least two finite
+    numbers; a difference between two means smaller than their intervals is not a result.
+    """
+    data = np.asarray(values, dtype=float).ravel()
+    if data.size < 2 or not np.all(np.isfinite(data)):
+        raise ValueError(f"values must hold at least 2 finite numbers, got {data.size} values")
+    means = bootstrap_replicates(lambda indices: data[indices].mean(), data.size, resamples=resamples, seed=seed)
+    return bootstrap_interval(means, level)
 
 
 class StepsLaw(NamedTuple):
