@@ -1,4 +1,4 @@
-"""Chapter 9's sweep: real networks' steps to target across batch sizes, and the NQM measured along training.
+"""Chapter 10's sweep: real networks' steps to target across batch sizes, and the NQM measured along training.
 
 Run it with ``make experiment`` (or ``python experiments/real_network.py``). For each of three
 settings — the teacher–student tanh network of :class:`nqm_lib.networks.TeacherStudent` on fresh
@@ -17,7 +17,7 @@ data, softmax regression and a small MLP on scikit-learn's handwritten digits
 4. **predicts** the same steps from the NQM measured at the target (the rule stated in the
    chapter), on the same grids, and records how the prediction depends on that choice.
 
-It writes one JSON file per setting into ``nqm_lib/data/`` (read by chapter 9 through
+It writes one JSON file per setting into ``nqm_lib/data/`` (read by chapter 10 through
 :func:`nqm_lib.figures_network.load_results`), each with its provenance (revision, date,
 packages, wall and CPU time). Work is spread over two processes (``--workers``); every unit of
 work has its own seeds, so the files do not depend on the scheduling. float64 on the CPU, one
@@ -310,7 +310,7 @@ def predict(nqm: NQM, config: dict, label: str) -> batch_scaling.TunedSteps | di
             nqm, target, batches, lrs=method["lrs"], ema_decays=method["second"]
         )
         return _tuned_dict(tuned, second=tuned.ema_decay)
-    if label == "adam":  # Adam as momentum 0.9 with the preconditioner P = H^(1/2) (see chapter 9)
+    if label == "adam":  # Adam as momentum 0.9 with the preconditioner P = H^(1/2) (see chapter 10)
         tuned = batch_scaling.tuned_steps_to_target(
             nqm, target, batches, lrs=batch_scaling.PAPER_LRS, momenta=[0.9], precond_power=0.5
         )

@@ -1,4 +1,4 @@
-"""A real dataset for chapter 9: scikit-learn's handwritten digits, as two training problems.
+"""A real dataset for chapter 10: scikit-learn's handwritten digits, as two training problems.
 
 :func:`load_digits_split` reads the 1,797 8×8 images of ``sklearn.datasets.load_digits``
 (shipped inside scikit-learn, so it works offline and on Colab) and splits them into a training
@@ -130,7 +130,7 @@ class _DigitsProblem:
 
 
 class DigitsSoftmax(_DigitsProblem):
-    """Softmax regression on the digits with weight decay ``λ``: convex, with one optimum (chapter 9).
+    """Softmax regression on the digits with weight decay ``λ``: convex, with one optimum (chapter 10).
 
     Parameters ``θ = (W, b)``, ``W`` of shape ``10 × 64``, logits ``W x + b``; the loss is the mean
     cross-entropy plus ``½ λ ‖θ‖²`` (``λ > 0`` makes the optimum unique and finite). Every seed
@@ -204,7 +204,7 @@ class DigitsSoftmax(_DigitsProblem):
 
 
 class DigitsMLP(_DigitsProblem):
-    """A one-hidden-layer tanh network on the digits (chapter 9); its excess risk is the training loss.
+    """A one-hidden-layer tanh network on the digits (chapter 10); its excess risk is the training loss.
 
     ``f(x) = W₂ tanh(W₁ x + b₁) + b₂`` with ``hidden`` units; ``W₁ ~ N(0, 1/64)``,
     ``W₂ ~ N(0, 1/hidden)``, biases 0 at initialisation (one initialisation per seed). Without

@@ -1,4 +1,4 @@
-"""Figures of chapter 9: real networks' steps to target against the NQM measured along training.
+"""Figures of chapter 10: real networks' steps to target against the NQM measured along training.
 
 The data come from ``experiments/real_network.py`` (``make experiment``), read with
 :func:`nqm_lib.network_results.load_results`. Every function here is a plain function of its
@@ -227,7 +227,7 @@ def spectrum_figure(setting: str = "teacher_student") -> Figure:
     """The NQM at the target: Hessian eigenvalues per seed, and the noise ``c_i`` against ``h_i``.
 
     For the teacher–student network the second panel's line is ``c = σ_ε² h``, the noise of a
-    network that fits its teacher exactly (chapter 9).
+    network that fits its teacher exactly (chapter 10).
     """
     results = load_results(setting)
     nqm = results["nqm"]
@@ -273,7 +273,7 @@ CURVE_RISK = (2e-3, 1.0)
 
 
 def network_curve_figure(optimiser: str = "sgd", batch_size: int = 16) -> Figure:
-    """The interactive figure: one optimiser at one batch size, measured against predicted (chapter 9).
+    """The interactive figure: one optimiser at one batch size, measured against predicted (chapter 10).
 
     The teacher–student network's seed-averaged held-out excess risk at the setting tuned on the
     tuning seeds (dots, on fresh seeds) and the NQM's expected risk at its own tuned setting
@@ -316,31 +316,7 @@ def network_curve_figure(optimiser: str = "sgd", batch_size: int = 16) -> Figure
     ax.set_ylim(*CURVE_RISK)
     ax.xaxis.set_minor_locator(NullLocator())
     ax.yaxis.set_minor_locator(NullLocator())
-    # fixed axes for every optimiser and batch size (runs last 30 to 11 000 steps: symlog)
-    (last, low, high) = _curve_limits(results)
-    ax.set_xscale("symlog", linthresh=10.0)
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xlim(0.0, 1.2 * last)
-    ax.set_ylim(low / 1.5, high * 1.5)
     ax.set_xlabel("step t")
     ax.set_ylabel("excess risk")
     ax.legend(loc="lower left")
     return fig
-
-
-def _curve_limits(results: dict) -> tuple[float, float, float]:
-    """The last step and the smallest and largest finite risk of every curve of the sweep."""
-    last, values = 0.0, [results["config"]["target"]]
-    for optimiser, rows in results["measured"].items():
-        for index, row in enumerate(rows):
-            if row.get("curve_steps"):
-                last = max(last, float(max(row["curve_steps"])))
-                curves = [row["curve_risk"]]
-                curves += [
-                    results[key][optimiser]["curve_risk"][index]
-                    for key in ("predicted", "predicted_rescaled")
-                ]
-                values += [v for curve in curves if curve is not None for v in curve if v is not None]
-    finite = np.array(values, dtype=float)
-    finite = finite[np.isfinite(finite) & (finite > 0)]
-    return last, float(finite.min()), float(finite.max())

@@ -1,7 +1,7 @@
-"""The NQM of a network measured along training: Hessian, gradient noise and noise scales (chapter 9).
+"""The NQM of a network measured along training: Hessian, gradient noise and noise scales (chapter 10).
 
 The NQM needs a curvature ``h_i``, a noise variance ``c_i`` and a starting distance
-``θ_i(0)`` per coordinate. On a network all three change along training, so chapter 9 measures
+``θ_i(0)`` per coordinate. On a network all three change along training, so chapter 10 measures
 them *where the steps are spent*, near the target, on real SGD runs:
 
 - :func:`weights_at_risk_levels` runs plain SGD (``torch.optim.SGD``) and keeps each seed's
@@ -44,7 +44,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LevelWeights:
-    """Weights of each seed at the first step its excess risk reached each level (chapter 9).
+    """Weights of each seed at the first step its excess risk reached each level (chapter 10).
 
     Attributes
     ----------
@@ -215,7 +215,7 @@ def measure_point(
     seed: int = 0,
     noise_scales: bool = True,
 ) -> PointMeasurement:
-    """Measure the NQM of ``problem`` at weights ``theta`` (chapter 9).
+    """Measure the NQM of ``problem`` at weights ``theta`` (chapter 10).
 
     The Hessian of ``problem.excess_risk`` at ``theta`` is exact (:func:`~nqm_lib.networks.hessian_eigen`);
     the gradient covariance ``C`` and the true gradient ``G`` come from :func:`gradient_moments`

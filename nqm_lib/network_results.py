@@ -1,4 +1,4 @@
-"""Chapter 9's measured data: reading the sweep's files and the tables the chapter quotes.
+"""Chapter 10's measured data: reading the sweep's files and the tables the chapter quotes.
 
 ``make experiment`` (``experiments/real_network.py``) writes one JSON file per setting into
 ``nqm_lib/data/``: the teacher–student network, and softmax regression and an MLP on

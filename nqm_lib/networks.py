@@ -1,6 +1,6 @@
-"""A real network against its empirical NQM: training, steps to target, Hessian and noise (chapter 9).
+"""A real network against its empirical NQM: training, steps to target, Hessian and noise (chapter 10).
 
-Chapter 9 asks whether the NQM predicts how a real (small, nonlinear) network responds to
+Chapter 10 asks whether the NQM predicts how a real (small, nonlinear) network responds to
 the batch size. This module holds everything the experiment needs:
 
 - two regression problems on data sampled fresh at every step (so the NQM's "fresh noise"
@@ -125,7 +125,7 @@ class _Regression:
 
 
 class TeacherStudent(_Regression):
-    """A tanh network (the student) learning a smaller random tanh network (the teacher), chapter 9.
+    """A tanh network (the student) learning a smaller random tanh network (the teacher), chapter 10.
 
     Both are ``f(x) = w₂ᵀ tanh(W₁ x + b₁) + b₂`` with inputs ``x ~ N(0, I)``; the labels are
     ``y = f_teacher(x) + ε`` with ``ε ~ N(0, noise_std²)``. The student has ``hidden ≥
@@ -290,7 +290,7 @@ def evaluation_steps(max_steps: int, *, dense: int = 64, growth: float = 1.03) -
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What :func:`train` measured (chapter 9).
+    """What :func:`train` measured (chapter 10).
 
     Attributes
     ----------
@@ -420,7 +420,7 @@ def train(
     effective: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train one network per (learning rate, ``second``, seed) with ``torch.optim`` (chapter 9).
+    """Train one network per (learning rate, ``second``, seed) with ``torch.optim`` (chapter 10).
 
     ``method`` is ``"sgd"`` (``torch.optim.SGD``), ``"momentum"`` (``SGD(momentum=β,
     dampening=0)``, ``β ∈ second``), ``"adam"`` (``torch.optim.Adam`` with its defaults) or
@@ -592,7 +592,7 @@ def train_to_convergence(
 ) -> torch.Tensor:
     """Weights near the end of training: Adam at ``batch_size``, ``lr`` halved at 50 % and 75 % of ``steps``.
 
-    Returns the final weights, one row per seed (shape ``(len(seeds), n_params)``); chapter 9
+    Returns the final weights, one row per seed (shape ``(len(seeds), n_params)``); chapter 10
     measures the Hessian and the gradient noise there.
     """
     lr = check_positive("lr", lr)
@@ -679,7 +679,7 @@ def minibatch_gradient_variance(
 
 @dataclass(frozen=True)
 class EmpiricalNQM:
-    """An NQM measured on a network (chapter 9): :func:`empirical_nqm`'s result.
+    """An NQM measured on a network (chapter 10): :func:`empirical_nqm`'s result.
 
     Attributes
     ----------
@@ -718,7 +718,7 @@ def empirical_nqm(
     samples: int = 20_000,
     seed: int = 0,
 ) -> EmpiricalNQM:
-    """Build the NQM of a network from its Hessian and gradient noise at the weights ``end`` (chapter 9).
+    """Build the NQM of a network from its Hessian and gradient noise at the weights ``end`` (chapter 10).
 
     For every seed (row of ``start`` and ``end``): the exact Hessian of the held-out excess risk
     at ``end`` (:func:`hessian_eigen`), the per-example gradient-noise variance along each of its

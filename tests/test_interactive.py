@@ -84,7 +84,7 @@ def test_every_chapter_explore_call_matches_its_declaration(notebook, source, im
         assert not controls, f"{notebook}: a declared figure takes no explicit controls"
         return
     assert figure.figure_function is figure_function
-    # Chapter 9 passes the sweep's results, which its figure function otherwise loads itself.
+    # Chapter 10 passes the sweep's results, which its figure function otherwise loads itself.
     assert set(fixed or {}) <= {"results"} and not figure.fixed
     declared = figure.widgets()
     assert list(controls) == list(declared), f"{notebook}: controls differ from {figure.id}'s declaration"

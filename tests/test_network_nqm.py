@@ -1,4 +1,4 @@
-"""The NQM measured along training, and the digits problems (chapter 9), against closed forms."""
+"""The NQM measured along training, and the digits problems (chapter 10), against closed forms."""
 
 import math
 

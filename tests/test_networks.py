@@ -1,4 +1,4 @@
-"""Chapter 9's measurement tools: Hessian, gradient noise and steps to target, each against exact values."""
+"""Chapter 10's measurement tools: Hessian, gradient noise and steps to target, each against exact values."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Chapter 9's statistics over seeds: the envelope crossing, bootstrap intervals and the S(B) fit."""
+"""Chapter 10's statistics over seeds: the envelope crossing, bootstrap intervals and the S(B) fit."""
 
 import math
 
