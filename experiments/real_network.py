@@ -53,7 +53,7 @@ from nqm_lib.network_results import DATA_DIR
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The momenta and EMA decays tuned with the learning rate; 0 (plain SGD) is on both grids.
-MOMENTA = [0.0, 0.5, 0.9, 0.99, 0.995, 0.999]
+MOMENTA = [0.0, 0.5, 0.9, 0.99, 0.995, 0.999, 0.9995]
 EMA_DECAYS = [0.0, 0.5, 0.9, 0.95, 0.99, 0.995, 0.999]
 #: Risk levels (multiples of the target) at which the NQM is measured along training.
 LEVEL_FACTORS = [16.0, 8.0, 4.0, 2.0, 1.5, 1.0, 0.7]

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from nqm_lib import NQM, batch_scaling, networks, seed_statistics
@@ -147,9 +148,11 @@ def test_network_curve_figure_keeps_its_axes_for_every_site_value():
     limits = set()
     for optimiser in [key for _, key in declaration.controls[0].options]:
         for batch_size in declaration.controls[1].site_values:
-            ax = figures.network_curve_figure(optimiser, batch_size).axes[0]
+            fig = figures.network_curve_figure(optimiser, batch_size)
+            ax = fig.axes[0]
             limits.add((ax.get_xlim(), ax.get_ylim(), ax.get_xscale(), ax.get_yscale()))
             assert len(ax.lines) >= 3  # target, measured, predicted: every setting is drawn
+            plt.close(fig)
     assert len(limits) == 1
 
 
