@@ -48,7 +48,7 @@ serve: book
 bench: $(READY)
 	$(BIN)/python benchmarks/run.py
 
-## make experiment: chapter 9's sweeps from scratch (two processes, resumable; see README); writes nqm_lib/data/*.json
+## make experiment: chapter 10's sweeps from scratch (two processes, resumable; see README); writes nqm_lib/data/*.json
 experiment: $(READY)
 	$(BIN)/python experiments/real_network.py
 
