@@ -836,6 +836,10 @@ def write_student_notebooks(app: object, exception: Exception | None) -> None:
     repeated = {name for name in written if written.count(name) > 1}
     if repeated:
         raise ConversionError(f"two chapters would have the same student notebook: {sorted(repeated)}")
+    # Every chapter page's .ipynb button now hands out the student notebook, so the copies of the
+    # executed chapters that Sphinx keeps in _sources/ (15 MB) are linked from nowhere: drop them.
+    for name in notebook_docnames(app.env):
+        (Path(app.outdir) / "_sources" / f"{name}.ipynb").unlink(missing_ok=True)
     logger.info(
         f"student notebooks: {len(written)} written to {target} in {time.perf_counter() - start:.1f} s"
     )

@@ -30,6 +30,17 @@ def test_book_builds_without_warnings(site):
     assert (html / "index.html").exists()
 
 
+#: The whole site, live frames at 1x and 2x included (issue 19's budget).
+SITE_BUDGET_BYTES = 150 * 2**20
+
+
+def test_site_fits_its_size_budget_without_copies_of_the_chapters(site):
+    _, html = site
+    assert not list((html / "_sources").glob("**/*.ipynb")), "the chapters' copies in _sources are unused"
+    total = sum(path.stat().st_size for path in html.rglob("*") if path.is_file())
+    assert total <= SITE_BUDGET_BYTES, f"the site is {total / 2**20:.1f} MiB, over its 150 MiB budget"
+
+
 def test_build_does_not_execute_notebooks():
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     assert config["execute"]["execute_notebooks"] == "off"
