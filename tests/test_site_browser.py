@@ -120,9 +120,14 @@ def test_page_loads_cleanly_offline_with_math_and_images(browser, site_url, name
         "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
     )
     assert broken == [], f"{name}: images that did not load {broken}"
+    if name.startswith("chapters/"):  # one topic per page: no chapter longer than 35,000 px at 1280 px
+        height = page.evaluate("document.documentElement.scrollHeight")
+        assert height <= MAX_CHAPTER_HEIGHT_PX, f"{name}: {height} px tall; fold or split it"
     page.close()
 
 
+#: The tallest a chapter page may be at 1280 px wide (issue 23: about 39 screens of 900 px).
+MAX_CHAPTER_HEIGHT_PX = 35_000
 CHAPTERS = [p for p in toc_pages() if p.startswith("chapters/")]
 #: The page's images that a reader sees (the print-only copy of each live frame is checked in print).
 ARTICLE_IMAGES = (
