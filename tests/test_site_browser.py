@@ -99,9 +99,25 @@ def open_page(browser, site_url, name, width=1280, height=900, scale=1, phone=Fa
     return page, log
 
 
+@pytest.fixture(scope="module")
+def loaded_page(browser, site_url):
+    """``loaded_page(name)``: ``name`` at 1280 × 900, loaded once per worker for the tests that
+    only read the page (a long chapter takes 2–3 s to load and typeset); the log is its load's."""
+    pages = {}
+
+    def load(name):
+        if name not in pages:
+            pages[name] = open_page(browser, site_url, name)
+        return pages[name]
+
+    yield load
+    for page, _ in pages.values():
+        page.close()
+
+
 @pytest.mark.parametrize("name", PAGES)
-def test_page_loads_cleanly_offline_with_math_and_images(browser, site_url, name):
-    page, log = open_page(browser, site_url, name)
+def test_page_loads_cleanly_offline_with_math_and_images(loaded_page, name):
+    page, log = loaded_page(name)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name.replace('/', '__')}.png"), full_page=True)
 
@@ -123,7 +139,6 @@ def test_page_loads_cleanly_offline_with_math_and_images(browser, site_url, name
     if name.startswith("chapters/"):  # one topic per page: no chapter longer than 35,000 px at 1280 px
         height = page.evaluate("document.documentElement.scrollHeight")
         assert height <= MAX_CHAPTER_HEIGHT_PX, f"{name}: {height} px tall; fold or split it"
-    page.close()
 
 
 #: The tallest a chapter page may be at 1280 px wide (issue 23: about 39 screens of 900 px).
@@ -137,8 +152,8 @@ ARTICLE_IMAGES = (
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_every_chapter_has_formulas_and_a_live_figure_with_labelled_controls(browser, site_url, name):
-    page, _ = open_page(browser, site_url, name)
+def test_every_chapter_has_formulas_and_a_live_figure_with_labelled_controls(loaded_page, name):
+    page, _ = loaded_page(name)
     assert page.evaluate("document.querySelectorAll('mjx-container').length") > 0, f"{name}: no formulas"
     figures = page.evaluate(
         """Array.from(document.querySelectorAll('.nqm-live')).map(f => {
@@ -174,7 +189,6 @@ def test_every_chapter_has_formulas_and_a_live_figure_with_labelled_controls(bro
         "document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]').length"
     )
     assert left == 0, f"{name}: empty notebook widget areas left on the page"
-    page.close()
 
 
 def _live_figures_of(name):
@@ -330,26 +344,24 @@ def _smallest_text_px(page):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_every_figure_shows_its_smallest_text_at_least_9_css_px(browser, site_url, name):
+def test_every_figure_shows_its_smallest_text_at_least_9_css_px(loaded_page, name):
     """At a 1280-px window: SMALLEST_FONT_SIZE × dpi/72 × displayed/drawn width ≥ 9 px."""
-    page, _ = open_page(browser, site_url, name)
+    page, _ = loaded_page(name)
     images = _smallest_text_px(page)
-    page.close()
     assert images, f"{name}: no figures"
     small = [f"{name} {image['src']}: {image['px']:.1f} px" for image in images if image["px"] < 9]
     assert not small, "figures shown too small for their text (need ≥ 9 CSS px):\n" + "\n".join(small)
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_every_figure_links_to_its_full_resolution_png(browser, site_url, name):
-    page, _ = open_page(browser, site_url, name)
+def test_every_figure_links_to_its_full_resolution_png(loaded_page, name):
+    page, _ = loaded_page(name)
     unlinked = page.evaluate(
         f"""{ARTICLE_IMAGES}
              .filter(i => {{ const a = i.closest('a'); return !a || !a.href.endsWith('.png'); }})
              .map(i => i.getAttribute('src'))"""
     )
     assert unlinked == [], f"{name}: figures that do not link to their PNG {unlinked}"
-    page.close()
 
 
 def _is_file_name(text):
@@ -358,12 +370,12 @@ def _is_file_name(text):
 
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_every_chapter_image_is_a_numbered_figure_with_a_caption_and_a_descriptive_alt_text(
-    browser, site_url, name
+    loaded_page, name
 ):
     """Each image (static or live) sits in a numbered <figure> ("Figure 2.3") with a <figcaption>,
     its alt text describes it (not a file name; a live frame's names its settings), and every
     "Figure N.k" reference of the page resolves to a figure on it."""
-    page, _ = open_page(browser, site_url, name)
+    page, _ = loaded_page(name)
     images = page.evaluate(
         f"""{ARTICLE_IMAGES}.map((i, n) => {{
              const figure = i.closest('figure');
@@ -382,7 +394,6 @@ def test_every_chapter_image_is_a_numbered_figure_with_a_caption_and_a_descripti
                const found = document.getElementById(target);
                return {text: s.innerText, target, found: Boolean(found && found.tagName === 'FIGURE')}; })"""
     )
-    page.close()
     assert images, f"{name}: no images"
     notebook = name.replace(".html", ".ipynb")
     how = (
@@ -582,8 +593,8 @@ def test_2x_screens_load_2x_images_and_1x_screens_1x(browser, site_url):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_every_chapter_has_launch_and_download_buttons(browser, site_url, name):
-    page, _ = open_page(browser, site_url, name)
+def test_every_chapter_has_launch_and_download_buttons(loaded_page, site_url, name):
+    page, _ = loaded_page(name)
     links = page.evaluate("Array.from(document.querySelectorAll('a')).map(a => a.href)")
     notebook = f"notebooks/{Path(name).stem}.ipynb"  # the student notebook (book_ext/student_notebooks.py)
     repository = repository_url().removeprefix("https://github.com/")
@@ -593,7 +604,6 @@ def test_every_chapter_has_launch_and_download_buttons(browser, site_url, name):
     download = f"{site_url}/{notebook}"
     assert download in links, f"{name}: no .ipynb download button"
     assert page.request.get(download).ok, f"{name}: the .ipynb download is broken"
-    page.close()
 
 
 def test_search_finds_a_term(browser, site_url):
