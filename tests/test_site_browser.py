@@ -119,7 +119,7 @@ def loaded_page(browser, site_url):
 def test_page_loads_cleanly_offline_with_math_and_images(loaded_page, name):
     page, log = loaded_page(name)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name.replace('/', '__')}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name.replace('/', '__')}.png"))  # its first screen
 
     assert log.off_site == [], f"{name}: requests to other hosts {log.off_site}"
     assert log.failed == [], f"{name}: failed requests {log.failed}"
@@ -447,7 +447,7 @@ def test_no_sideways_scroll_and_touch_sized_controls_on_a_phone_and_a_tablet(bro
             assert targets, f"{name}: no live controls"
             small = [t for t in targets if t["height"] < 24 or t["width"] < 24]
             assert not small, f"{name}: touch targets under 24 CSS px at {width} px: {small}"
-            page.screenshot(path=str(SCREENSHOTS / f"{name.replace('/', '__')}@390.png"), full_page=True)
+            page.screenshot(path=str(SCREENSHOTS / f"{name.replace('/', '__')}@390.png"))
         assert log.console_errors == [], f"{name}: console errors {log.console_errors}"
         page.close()
 
