@@ -111,6 +111,30 @@ def _link_images(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         link.append(image)
 
 
+def drop_unreferenced_images(site: Path) -> list[str]:
+    """Delete the files of ``site/_images`` that no page of the site refers to; return their names.
+
+    An incremental build writes the images of the pages it rebuilds and never removes the ones
+    they no longer use (every re-execution of a chapter gives its figures new names), so without
+    this a site that is rebuilt in place keeps growing with images nobody can reach.
+    """
+    folder = site / "_images"
+    if not folder.is_dir():
+        return []
+    referenced = set()
+    for page in site.rglob("*.html"):
+        referenced.update(re.findall(r"_images/([^\"'\s?#)]+)", page.read_text(encoding="utf-8")))
+    dropped = sorted(path.name for path in folder.iterdir() if path.is_file() and path.name not in referenced)
+    for name in dropped:
+        (folder / name).unlink()
+    return dropped
+
+
+def _drop_unreferenced_images(app: Sphinx, exception: Exception | None) -> None:
+    if exception is None and app.builder.format == "html":
+        drop_unreferenced_images(Path(app.outdir))
+
+
 def _add_static_path(app: Sphinx, config: object) -> None:
     if str(STATIC) not in config.html_static_path:
         config.html_static_path.append(str(STATIC))
@@ -120,6 +144,7 @@ def setup(app: Sphinx) -> dict[str, object]:
     """Register the hook, the overlay's script and its style sheet with Sphinx."""
     app.connect("config-inited", _add_static_path)
     app.connect("doctree-resolved", _link_images)
+    app.connect("build-finished", _drop_unreferenced_images)
     app.add_js_file("figure_zoom.js", defer="defer")
     app.add_css_file("figure_zoom.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

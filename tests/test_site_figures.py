@@ -25,7 +25,7 @@ import pytest
 from nbclient import NotebookClient
 from PIL import Image
 
-from book_ext.figure_links import retina_files
+from book_ext.figure_links import drop_unreferenced_images, retina_files
 from book_ext.live_figures import (
     half_size,
     library_digest,
@@ -242,3 +242,18 @@ def test_in_a_kernel_the_course_style_saves_figures_at_twice_their_display_size(
         size = Image.open(io.BytesIO(base64.b64decode(output.data["image/png"]))).size
         display = output.metadata["image/png"]
         assert abs(size[0] - 2 * display["width"]) <= 1 and abs(size[1] - 2 * display["height"]) <= 1
+
+
+def test_an_image_no_page_refers_to_is_dropped_from_the_site(tmp_path):
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "chapters").mkdir()
+    for name in ("kept.1x.png", "kept.2x.png", "linked.png", "stale.png"):
+        (tmp_path / "_images" / name).write_bytes(b"png")
+    (tmp_path / "chapters" / "a.html").write_text(
+        '<a href="../_images/kept.2x.png"><img src="../_images/kept.1x.png" '
+        'srcset="../_images/kept.2x.png 2x"></a>'
+    )
+    (tmp_path / "index.html").write_text("<a href='_images/linked.png'>figure</a>")
+    assert drop_unreferenced_images(tmp_path) == ["stale.png"]
+    left = sorted(p.name for p in (tmp_path / "_images").iterdir())
+    assert left == ["kept.1x.png", "kept.2x.png", "linked.png"]
