@@ -53,6 +53,7 @@ def toc_pages():
 
 
 PAGES = toc_pages() + ["search.html", "genindex.html"]
+FIGURES_JS = "Array.from(document.querySelectorAll('.nqm-live'))"
 
 
 @pytest.fixture(scope="module")
@@ -96,29 +97,78 @@ def open_page(browser, site_url, name, width=1280, height=900, scale=1, phone=Fa
     page.goto(f"{site_url}/{name}", wait_until="networkidle")
     if page.evaluate("Boolean(window.MathJax && MathJax.startup && MathJax.startup.promise)"):
         page.evaluate("MathJax.startup.promise")
+    page.evaluate(f"{FIGURES_JS}.forEach(f => {{ f.dataset.loadedFrame = f.dataset.frame; }})")  # see reset
     return page, log
 
 
-@pytest.fixture(scope="module")
-def loaded_page(browser, site_url):
-    """``loaded_page(name)``: ``name`` at 1280 × 900, loaded once per worker for the tests that
-    only read the page (a long chapter takes 2–3 s to load and typeset); the log is its load's."""
+def _page_cache(browser, site_url, **size):
+    """``load(name)``: page ``name`` opened with ``size`` (see :func:`open_page`) the first time,
+    the same page and log after that."""
     pages = {}
 
     def load(name):
         if name not in pages:
-            pages[name] = open_page(browser, site_url, name)
+            pages[name] = open_page(browser, site_url, name, **size)
         return pages[name]
 
+    return load, pages
+
+
+@pytest.fixture(scope="module")
+def loaded_page(browser, site_url):
+    """``loaded_page(name)``: ``name`` at 1280 × 900, loaded once per worker (a long chapter takes
+    3–4 CPU seconds to load and typeset), and the log of everything since it loaded.
+
+    The tests that share a page run in one worker (``tools/parallel_tests.py`` groups them by
+    ``name``). A test that moves a live control puts the page back first and last
+    (:func:`reset_live_figures`), one that scrolls scrolls back: each test sees the page as loaded.
+    """
+    load, pages = _page_cache(browser, site_url)
     yield load
     for page, _ in pages.values():
         page.close()
+
+
+PHONE, TABLET = (390, 844), (768, 1024)
+
+
+@pytest.fixture(scope="module")
+def phone_page(browser, site_url):
+    """``phone_page(name)``: ``name`` on a touch phone, 390 × 844 CSS px at 2×, loaded once per
+    worker like :func:`loaded_page`; a test that resizes it sets the phone's size again."""
+    load, pages = _page_cache(browser, site_url, width=PHONE[0], height=PHONE[1], scale=2, phone=True)
+    yield load
+    for page, _ in pages.values():
+        page.close()
+
+
+def reset_live_figures(page):
+    """Put every live control of ``page`` back to its default and wait for the frames it loaded with."""
+    page.evaluate(
+        """document.querySelectorAll('.nqm-live').forEach(f => {
+             const inputs = Array.from(f.querySelectorAll('.nqm-live-control input'));
+             const moved = inputs.filter(i => i.type === 'range' ? i.value !== i.defaultValue
+                                                                 : i.checked !== i.defaultChecked);
+             if (!moved.length) return;
+             inputs.forEach(i => { if (i.type === 'range') i.value = i.defaultValue;
+                                   else i.checked = i.defaultChecked; });
+             f.querySelectorAll('.nqm-live-control').forEach(c => c.querySelector('input')
+               .dispatchEvent(new Event(c.dataset.kind === 'range' ? 'input' : 'change', {bubbles: true})));
+           })"""
+    )
+    page.wait_for_function(
+        """Array.from(document.querySelectorAll('.nqm-live')).every(f =>
+             f.dataset.frame === f.dataset.loadedFrame)""",
+        timeout=10_000,
+    )
+    page.evaluate("document.querySelectorAll('.nqm-live').forEach(f => delete f.dataset.redrawMs)")
 
 
 @pytest.mark.parametrize("name", PAGES)
 def test_page_loads_cleanly_offline_with_math_and_images(loaded_page, name):
     page, log = loaded_page(name)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / f"{name.replace('/', '__')}.png"))  # its first screen
 
     assert log.off_site == [], f"{name}: requests to other hosts {log.off_site}"
@@ -234,7 +284,7 @@ def _move(page, root, control, values):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_live_figures_answer_the_keyboard_offline(browser, site_url, name):
+def test_live_figures_answer_the_keyboard_offline(loaded_page, name):
     """Move every live control with the keyboard: the expected frame is shown, with its settings.
 
     How fast is measured, not asserted (a shared CI machine's timing is no test): the page records
@@ -242,7 +292,8 @@ def test_live_figures_answer_the_keyboard_offline(browser, site_url, name):
     """
     from book_ext.live_figures import setting
 
-    page, log = open_page(browser, site_url, name)
+    page, log = loaded_page(name)
+    reset_live_figures(page)
     figures = _live_figures_of(name)
     assert figures, f"{name}: no explore(...) cell"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -274,15 +325,17 @@ def test_live_figures_answer_the_keyboard_offline(browser, site_url, name):
     assert log.off_site == [], f"{name}: requests to other hosts {log.off_site}"
     assert log.failed == [], f"{name}: failed requests {log.failed}"
     assert log.console_errors == [], f"{name}: console errors {log.console_errors}"
-    page.close()
+    reset_live_figures(page)
 
 
-def test_a_set_of_check_boxes_refuses_a_set_the_site_has_no_frame_for(browser, site_url):
+@pytest.mark.parametrize("name", ["chapters/06_batch_size.html"])
+def test_a_set_of_check_boxes_refuses_a_set_the_site_has_no_frame_for(loaded_page, name):
     """Chapter 6's methods: unticking the last ticked box is refused, and says why."""
     from nqm_lib.interactive import FIGURES
 
     figure = FIGURES["steps_vs_batch"]
-    page, _ = open_page(browser, site_url, "chapters/06_batch_size.html")
+    page, _ = loaded_page(name)
+    reset_live_figures(page)
     root = page.locator(f"#live-{figure.id}")
     control = root.locator(".nqm-live-control[data-name=methods]")
     boxes = control.locator("input[type=checkbox]")
@@ -297,15 +350,14 @@ def test_a_set_of_check_boxes_refuses_a_set_the_site_has_no_frame_for(browser, s
     assert last.is_checked(), "the last ticked box was unticked: the site has no frame for no method"
     assert control.locator(".nqm-live-hint").inner_text(), "no hint says why"
     assert root.get_attribute("data-frame") == expected
-    page.close()
+    reset_live_figures(page)
 
 
-FIGURES_JS = "Array.from(document.querySelectorAll('.nqm-live'))"
-
-
-def test_live_figure_redraw_times_are_recorded(browser, site_url):
+@pytest.mark.parametrize("name", ["chapters/02_sgd.html"])
+def test_live_figure_redraw_times_are_recorded(loaded_page, name):
     """Redraw time after a control move, over every control of chapter 2 (median and max, ms)."""
-    page, _ = open_page(browser, site_url, "chapters/02_sgd.html")
+    page, _ = loaded_page(name)
+    reset_live_figures(page)
     times = []
     for slider in page.locator(".nqm-live input[type=range]").all():
         slider.focus()
@@ -321,7 +373,7 @@ def test_live_figure_redraw_times_are_recorded(browser, site_url):
     summary = {"moves": len(times), "median_ms": times[len(times) // 2], "max_ms": times[-1]}
     (SCREENSHOTS / "live_redraw_ms.json").write_text(json.dumps(summary), encoding="utf-8")
     assert times and all(t >= 0 for t in times), f"redraw times (ms): {times}"  # recorded, not judged
-    page.close()
+    reset_live_figures(page)
 
 
 def _smallest_text_px(page):
@@ -419,16 +471,15 @@ def test_every_chapter_image_is_a_numbered_figure_with_a_caption_and_a_descripti
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
 
 
-PHONE, TABLET = (390, 844), (768, 1024)
-
-
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_no_sideways_scroll_and_touch_sized_controls_on_a_phone_and_a_tablet(browser, site_url, name):
+def test_no_sideways_scroll_and_touch_sized_controls_on_a_phone_and_a_tablet(phone_page, name):
     """At 390 × 844 (a phone, 2×) and 768 px: nothing wider than the window; every live control
     (a range input, or the label of a radio button or check box) is at least 24 CSS px tall."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for width, height in (PHONE, TABLET):
-        page, log = open_page(browser, site_url, name, width, height, scale=2, phone=True)
+    page, log = phone_page(name)
+    for width, height in (PHONE, TABLET):  # the tablet: the same touch screen, wider
+        page.set_viewport_size({"width": width, "height": height})
+        page.evaluate("window.scrollTo(0, 0)")
         wide = page.evaluate("document.documentElement.scrollWidth")
         culprits = page.evaluate(
             f"""Array.from(document.querySelectorAll('article *'))
@@ -449,14 +500,15 @@ def test_no_sideways_scroll_and_touch_sized_controls_on_a_phone_and_a_tablet(bro
             assert not small, f"{name}: touch targets under 24 CSS px at {width} px: {small}"
             page.screenshot(path=str(SCREENSHOTS / f"{name.replace('/', '__')}@390.png"))
         assert log.console_errors == [], f"{name}: console errors {log.console_errors}"
-        page.close()
+    page.set_viewport_size({"width": PHONE[0], "height": PHONE[1]})
+    page.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")  # resized
 
 
 @pytest.mark.parametrize("name", [c for c in CHAPTERS if "09_" not in c])
-def test_wide_equations_show_that_they_scroll_on_a_phone(browser, site_url, name):
+def test_wide_equations_show_that_they_scroll_on_a_phone(phone_page, name):
     """At 390 px each display equation wider than the column scrolls and shows a shadow on the
     side with more to see; scrolled to its end, the shadow moves to the other side."""
-    page, _ = open_page(browser, site_url, name, *PHONE, scale=2, phone=True)
+    page, _ = phone_page(name)
     page.wait_for_function("document.documentElement.dataset.nqmEquations === 'marked'", timeout=10_000)
     equations = page.evaluate(
         """Array.from(document.querySelectorAll('div.math mjx-container')).map((e, n) => ({n,
@@ -477,7 +529,7 @@ def test_wide_equations_show_that_they_scroll_on_a_phone(browser, site_url, name
             f"document.querySelectorAll('div.math mjx-container')[{n}].dataset.nqmScroll === 'left'",
             timeout=5_000,
         )
-    page.close()
+        page.evaluate(f"document.querySelectorAll('div.math mjx-container')[{n}].scrollLeft = 0")
 
 
 def _open_overlay(page, image, tap=False):
@@ -491,12 +543,13 @@ def _open_overlay(page, image, tap=False):
     )
 
 
+@pytest.mark.parametrize("name", ["chapters/02_sgd.html"])
 @pytest.mark.parametrize("phone", [False, True], ids=["click-1280", "tap-390"])
-def test_a_figure_opens_enlarged_in_the_page_zooms_and_closes(browser, site_url, phone):
+def test_a_figure_opens_enlarged_in_the_page_zooms_and_closes(loaded_page, phone_page, name, phone):
     """Click (or tap) a static and a live figure: an overlay shows it (no navigation), zooms, keeps
     a link to the full-size PNG, and closes on Esc, on a click outside the image and on its button."""
     size = PHONE if phone else (1280, 900)
-    page, log = open_page(browser, site_url, "chapters/02_sgd.html", *size, scale=1 + phone, phone=phone)
+    page, log = (phone_page if phone else loaded_page)(name)
     url = page.url
     static = "article .cell_output img:not(.nqm-live-frame):not(.nqm-live-print)"
     for selector in (static, "img.nqm-live-frame"):
@@ -521,14 +574,15 @@ def test_a_figure_opens_enlarged_in_the_page_zooms_and_closes(browser, site_url,
             page.wait_for_selector("dialog.nqm-zoom[open]", state="detached", timeout=5_000)
             assert not dialog.evaluate("d => d.open"), f"{selector}: the overlay did not close on {close}"
     assert log.off_site == [] and log.console_errors == [], (log.off_site, log.console_errors)
-    page.close()
+    page.evaluate("window.scrollTo(0, 0)")
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_print_shows_each_live_figure_at_its_default_frame_with_its_caption_and_no_controls(
-    browser, site_url, name
+    loaded_page, name
 ):
-    page, _ = open_page(browser, site_url, name)
+    page, _ = loaded_page(name)
+    reset_live_figures(page)
     figures = _live_figures_of(name)
     first = page.locator(".nqm-live input").first
     first.focus()
@@ -550,28 +604,30 @@ def test_print_shows_each_live_figure_at_its_default_frame_with_its_caption_and_
     page.emulate_media(media="screen")
     notes = page.locator("figcaption .nqm-print-only")
     assert all(not notes.nth(i).is_visible() for i in range(notes.count())), "print-only text on screen"
-    page.close()
+    reset_live_figures(page)
 
 
-def test_one_visible_search_box_at_1280_px_and_one_way_to_search_on_a_phone(browser, site_url):
+@pytest.mark.parametrize("name", ["chapters/02_sgd.html"])
+def test_one_visible_search_box_at_1280_px_and_one_way_to_search_on_a_phone(loaded_page, phone_page, name):
     search = (
         "Array.from(document.querySelectorAll('.search-button-field, button.search-button, form.bd-search'))"
         ".filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0"
         " && getComputedStyle(e).visibility !== 'hidden'; }).map(e => e.className)"
     )
-    for width, height, wanted in ((1280, 900, 1), (*PHONE, None)):
-        page, _ = open_page(browser, site_url, "chapters/02_sgd.html", width, height, phone=width < 960)
+    for width, wanted, load in ((1280, 1, loaded_page), (PHONE[0], None, phone_page)):
+        page, _ = load(name)
         visible = page.evaluate(search)
         if wanted is None:
             assert visible, f"no way to search at {width} px"
         else:
             assert len(visible) == wanted, f"{len(visible)} search boxes at {width} px: {visible}"
-        page.close()
 
 
 def test_2x_screens_load_2x_images_and_1x_screens_1x(browser, site_url):
     """At device-scale-factor 2 every ``srcset`` image (live frames, static figures executed at 2×)
-    loads its 2× file, also after a live move; at 1 the 1× file (the page weighs what it did)."""
+    loads its 2× file, also after a live move; at 1 the 1× file (the page weighs what it did).
+
+    Each on a page of its own: a browser may show a 2× file it already has for a 1× screen."""
     for scale in (1, 2):
         page, _ = open_page(browser, site_url, "chapters/02_sgd.html", scale=scale)
         images = page.evaluate(
@@ -616,15 +672,19 @@ def test_search_finds_a_term(browser, site_url):
 
 
 def test_next_links_walk_the_table_of_contents_in_order(browser, site_url):
+    """Follow "next" from the first page to the last, then "previous" once. The links are plain
+    HTML, so the pages are walked with JavaScript off (no formulas typeset on 15 pages)."""
     pages = toc_pages()
-    page, _ = open_page(browser, site_url, pages[0])
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{site_url}/{pages[0]}", wait_until="domcontentloaded")
     visited = [pages[0]]
     while page.locator("a.right-next").count():
-        page.locator("a.right-next").first.click()
-        page.wait_for_load_state("load")
+        with page.expect_navigation(wait_until="domcontentloaded"):
+            page.locator("a.right-next").first.click()
         visited.append(page.url.removeprefix(site_url + "/").split("#")[0])
     assert visited == pages
-    page.locator("a.left-prev").first.click()
-    page.wait_for_load_state("load")
+    with page.expect_navigation(wait_until="domcontentloaded"):
+        page.locator("a.left-prev").first.click()
     assert page.url.removeprefix(site_url + "/") == pages[-2]
-    page.close()
+    context.close()

@@ -4,6 +4,9 @@
   tests that share one kernel);
 - the tests that share an expensive module-scoped fixture (:data:`SHARED_FIXTURES`) run in one
   worker, so that it is made once, not once per worker;
+- the browser tests that share a loaded page (:data:`PAGE_FIXTURES`, parametrised by the page's
+  ``name``) run in one worker per page, so that each page is loaded (and its formulas typeset,
+  2–4 CPU seconds for a chapter) once per run, not once per worker;
 - every other test goes to whichever worker is free, and the work is ordered longest first so
   that the workers finish together: each chapter under another machine's kernels, then each
   chapter's nbval run (slowest chapters first, from ``benchmarks/results.json``), then the tests
@@ -27,6 +30,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 #: Module-scoped fixtures that take seconds to make: the tests that use one share a worker.
 SHARED_FIXTURES = {"small_book", "colab_like_kernel", "jupyterlab", "scheduled", "monte_carlo"}
+#: Module-scoped fixtures of ``tests/test_site_browser.py`` that keep each page loaded once per worker.
+PAGE_FIXTURES = {"loaded_page", "phone_page"}
 #: The fixtures of ``tests/conftest.py`` that give a test the built site.
 SITE_FIXTURES = {"built_site", "site_url"}
 NBVAL_CELL = re.compile(r"^(chapters/[^:]+\.ipynb)::Cell \d+$")
@@ -72,12 +77,17 @@ def work_rank(item: pytest.Item, seconds: dict[str, float]) -> tuple[int, float]
 
 
 def fixture_groups(items: list[pytest.Item]) -> dict[str, str]:
-    """Test id -> the shared fixture whose tests must run in one worker (for the scheduler)."""
+    """Test id -> the group whose tests must run in one worker (for the scheduler): its shared
+    fixture's, or its page's for a browser test on a shared loaded page."""
     groups = {}
     for item in items:
-        shared = sorted(SHARED_FIXTURES & set(getattr(item, "fixturenames", ())))
+        fixtures = set(getattr(item, "fixturenames", ()))
+        shared = sorted(SHARED_FIXTURES & fixtures)
+        page = getattr(getattr(item, "callspec", None), "params", {}).get("name")
         if shared:
             groups[item.nodeid] = "fixture:" + "+".join(shared)
+        elif PAGE_FIXTURES & fixtures and page is not None:
+            groups[item.nodeid] = f"page:{page}"
     return groups
 
 
