@@ -344,6 +344,19 @@ def test_a_notebooks_cells_and_a_shared_fixtures_tests_each_go_to_one_worker():
     assert scopes["tests/test_x.py::test_y[chapters/02_b.ipynb::Cell 1]"].startswith("tests/")
 
 
+def test_the_browser_tests_of_one_loaded_page_go_to_one_worker():
+    browser = "tests/test_site_browser.py"
+    items = [
+        FakeItem(f"{browser}::test_a[a.html]", ["site_url", "loaded_page"], "test_a", {"name": "a.html"}),
+        FakeItem(f"{browser}::test_b[a.html]", ["site_url", "phone_page"], "test_b", {"name": "a.html"}),
+        FakeItem(f"{browser}::test_a[b.html]", ["site_url", "loaded_page"], "test_a", {"name": "b.html"}),
+        FakeItem(f"{browser}::test_c[a.html]", ["site_url"], "test_c", {"name": "a.html"}),
+    ]
+    scopes = [scope_of(item.nodeid, fixture_groups(items)) for item in items]
+    assert scopes[0] == scopes[1] == "page:a.html" != scopes[2] == "page:b.html"
+    assert scopes[3] == items[3].nodeid  # no shared page: free to go anywhere
+
+
 def test_a_failed_build_is_reported_by_its_warnings_each_once_without_colours():
     warning = "\x1b[91m/x/chapters/01_a.ipynb:90002: WARNING: Duplicate target 'fig-a'.\x1b[39;49;00m"
     log = "\n".join(["reading sources...", warning, warning, "ERROR: broken", "build finished"])
