@@ -500,6 +500,7 @@ def frame_images(
     *,
     scale: int = 1,
     refusals: dict[int, str] | None = None,
+    on_frame: Callable[[int, Figure], None] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Draw the site's frames of a declared figure, as the notebook's widget draws them.
 
@@ -515,6 +516,8 @@ def frame_images(
     ``scale`` draws at ``scale`` times the figure's dpi (2 for screens with two device
     pixels per CSS pixel; the layout is the same at every scale). If ``refusals`` is a dict,
     the frames drawn as a message instead of a plot are recorded in it, index → message.
+    ``on_frame(index, figure)``, if given, is called with each frame's drawn figure before its
+    pixels are yielded (the site build records its axes this way).
 
     Raises
     ------
@@ -548,6 +551,8 @@ def frame_images(
             explorer._layouts = dict(layouts)
             refused.clear()
             pixels = np.asarray(explorer.draw(**values).buffer_rgba())[:, :, :3].copy()
+            if on_frame is not None:
+                on_frame(index, explorer._figure)
             if refused and refusals is not None:
                 refusals[index] = refused[-1]
             yield index, pixels

@@ -6,7 +6,8 @@
   to that setting: drawn again by a fresh :class:`~nqm_lib.widgets.Explorer`, pixel for pixel
   before the 256-colour encoding, and within a stated tolerance after it.
 * The frame index the page computes (strides) matches the order the frames are drawn in.
-* Fixed axes (issue 19): every frame of every declaration, and the notebook's continuous range
+* Fixed axes (issue 19): every frame of every declaration (as the site build drew it: it records
+  each frame's axes in the figure's manifest), and the notebook's continuous range
   of every control, keeps the axes of the default figure (limits, scales, ticks, and in the
   widget their place); no setting on a site grid or a slider is a message card, none warns, and
   an unstable setting is drawn leaving the axes with its broken condition written there.
@@ -18,6 +19,7 @@
 import ast
 import inspect
 import io
+import json
 import warnings
 from pathlib import Path
 
@@ -26,15 +28,21 @@ import matplotlib.pyplot as plt
 import nbformat
 import numpy as np
 import pytest
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 from PIL import Image
 
-from book_ext.live_figures import encode_png, figure_of_source, frame_folder_name, half_size, library_digest
+from book_ext.live_figures import (
+    axes_state,
+    encode_png,
+    figure_of_source,
+    frame_facts,
+    frame_folder_name,
+    half_size,
+    library_digest,
+)
 from nqm_lib import widgets
 from nqm_lib.interactive import FIGURES, Control, InteractiveFigure, declaration, site_grid
-from nqm_lib.plotting import drawing_into
 from nqm_lib.widgets import CheckboxGroup, Explorer, explore, frame_images
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,21 +229,6 @@ def test_an_unstable_site_frame_is_the_drawn_divergence_the_notebook_shows():
 FEW_RUNS = {"trials": 4, "runs": 4, "draws": 50}
 
 
-def axes_state(fig):
-    """What must not move when a control moves: every axes' scales, limits and major ticks."""
-    return [
-        (
-            ax.get_xscale(),
-            ax.get_yscale(),
-            tuple(ax.get_xlim()),
-            tuple(ax.get_ylim()),
-            tuple(ax.xaxis.get_majorticklocs()),
-            tuple(ax.yaxis.get_majorticklocs()),
-        )
-        for ax in fig.axes
-    ]
-
-
 def assert_a_drawn_figure(fig, where):
     """Not a message card: every axes is shown, and everything plotted is finite."""
     assert fig.axes and all(ax.axison for ax in fig.axes), f"{where}: a message card, not a figure"
@@ -258,21 +251,44 @@ def control_values(control):
 
 
 @pytest.mark.parametrize("figure_id", list(FIGURES))
-def test_every_site_frame_is_drawn_without_warnings_on_the_default_axes(figure_id):
+def test_every_site_frame_is_drawn_without_warnings_on_the_default_axes(built_site, figure_id):
+    """Every frame on the site, as the build drew it: a figure (not a message card), everything
+    plotted finite, no warning raised, and the default frame's axes (``frame_facts``, which the
+    build records in each figure's manifest while it draws the frames)."""
+    _, html = built_site
     figure = FIGURES[figure_id]
-    function = figure.figure_function
-    few = {name: value for name, value in FEW_RUNS.items() if name in inspect.signature(function).parameters}
-    target = Figure()
-    FigureCanvasAgg(target)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with drawing_into(target):
-            reference = axes_state(function(**figure.defaults, **few))
-        for index, values in figure.frames():
-            with drawing_into(target):
-                fig = function(**values, **few)  # a ValueError here would be a message card
-            assert_a_drawn_figure(fig, f"{figure_id} frame {index}")
-            assert axes_state(fig) == reference, f"{figure_id} frame {index} {values}: the axes moved"
+    manifest = html / "_static" / "live" / frame_folder_name(figure) / "manifest.json"
+    facts = json.loads(manifest.read_text(encoding="utf-8")).get("frame_facts")
+    assert facts is not None and len(facts) == figure.frame_count, f"{figure_id}: rebuild the site"
+    reference = facts[figure.frame_index()]["axes"]
+    values = dict(figure.frames())
+    for index, frame in enumerate(facts):
+        where = f"{figure_id} frame {index} {values[index]}"
+        assert frame["shown"], f"{where}: a message card, not a figure"
+        assert frame["finite"], f"{where}: a line with NaN or inf"
+        assert frame["warnings"] == [], f"{where}: warned {frame['warnings']}"
+        assert frame["axes"] == reference, f"{where}: the axes moved"
+
+
+def test_frame_facts_tell_moved_axes_message_cards_and_infinite_lines_apart():
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1])
+    ax.set_xlim(0, 1)
+    before = frame_facts(fig)
+    assert before["shown"] and before["finite"]
+    ax.set_xlim(0, 2)
+    assert frame_facts(fig)["axes"] != before["axes"]
+    ax.set_xlim(0, 1)
+    ax.set_yscale("log")
+    assert frame_facts(fig)["axes"] != before["axes"]
+    ax.set_yscale("linear")
+    assert frame_facts(fig)["axes"] == before["axes"]
+    ax.plot([0, 1], [np.nan, 1])
+    assert not frame_facts(fig)["finite"]
+    ax.set_axis_off()
+    assert not frame_facts(fig)["shown"]
+    assert not frame_facts(Figure())["shown"]
 
 
 @pytest.mark.parametrize("figure_id", list(FIGURES))
