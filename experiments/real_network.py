@@ -685,31 +685,34 @@ def main(argv: list[str] | None = None) -> None:
     # Work waits in `queue` until a worker is free, so that what is queued later can go first: a
     # setting's assembly, then a measurement, then the sweep units in order. So each setting is
     # assembled while the others' units still run, and little is left after the last unit.
-    queue: list = [("sweep", unit, sweep_unit, ()) for unit in units]
+    queue: list = []
+    finished: list = []
     context = get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=context, initializer=_init_worker) as pool:
         pending: dict = {}
-        finished: list = []
 
         def enqueue(kind: str, unit: tuple, function: object, *arguments: object) -> None:
-            ahead = 0 if kind == "assemble" else sum(item[0] == "assemble" for item in queue)
-            queue.insert(ahead, (kind, unit, function, arguments))
+            nonlocal resumed
+            path = None if kind == "assemble" else _cache_file(cache, *unit, kind, *arguments)
+            result = _cached(path)
+            if result is not None:  # finished in an earlier run
+                resumed += 1
+                finished.append((kind, unit, result))
+            elif kind == "assemble" or not args.from_cache:
+                ahead = 0 if kind == "assemble" else sum(item[0] == "assemble" for item in queue)
+                queue.insert(ahead, (kind, unit, path, function, arguments))
 
         def complete(setting: str) -> bool:
             wanted = len(SETTINGS[setting]["batch_sizes"])
             sweeps = all(len(by_b) == wanted for by_b in measured[setting].values())
             return sweeps and measurements.get(setting) is not None
 
+        for unit in units:
+            enqueue("sweep", unit, sweep_unit)
         while queue or pending or finished:
-            while queue and len(pending) < args.workers and not finished:
-                kind, unit, function, arguments = queue.pop(0)
-                path = None if kind == "assemble" else _cache_file(cache, *unit, kind, *arguments)
-                result = _cached(path)
-                if result is not None:
-                    resumed += 1
-                    finished.append((kind, unit, result))
-                elif kind == "assemble" or not args.from_cache:
-                    pending[pool.submit(function, *unit, *arguments)] = (kind, unit, path)
+            while queue and len(pending) < args.workers:
+                kind, unit, path, function, arguments = queue.pop(0)
+                pending[pool.submit(function, *unit, *arguments)] = (kind, unit, path)
             if not finished:
                 if not pending:
                     continue
