@@ -578,6 +578,10 @@ def assemble(setting: str, measured: dict, measurement: dict) -> dict:
     }
 
 
+#: The order in which queued work starts when a worker is free (lowest first).
+PRIORITY = {"assemble": 0, "measure": 1, "sweep": 2}
+
+
 def assembly_unit(setting: str, measured: dict, measurement: dict) -> dict:
     """:func:`assemble` in a worker of the pool, with the CPU time it took."""
     started = time.process_time()
@@ -699,7 +703,8 @@ def main(argv: list[str] | None = None) -> None:
                 resumed += 1
                 finished.append((kind, unit, result))
             elif kind == "assemble" or not args.from_cache:
-                ahead = 0 if kind == "assemble" else sum(item[0] == "assemble" for item in queue)
+                rank = PRIORITY[kind]  # behind the work of the same or a higher priority
+                ahead = next((k for k, item in enumerate(queue) if PRIORITY[item[0]] > rank), len(queue))
                 queue.insert(ahead, (kind, unit, path, function, arguments))
 
         def complete(setting: str) -> bool:
