@@ -536,6 +536,7 @@ def piecewise_section(config: dict, pieces: list[NQM]) -> dict:
             "lr": _round(found.lr),
             "lr_index": [int(i) for i in found.lr_index],
             "band_steps": [_round(row) for row in found.band_steps],
+            "hand_off_factors": [_round(row) for row in found.hand_off_factors],
             "critical": _number(_critical(batch_array, found.steps)),
         }
         section[hand_off] = entry

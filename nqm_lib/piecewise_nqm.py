@@ -104,15 +104,18 @@ def _rank_transfer(source: _Piece, destination: _Piece, moments: np.ndarray) -> 
 
 def _hand_off(
     source: _Piece, destination: _Piece, moments: np.ndarray, risk: np.ndarray, how: str
-) -> np.ndarray:
-    """The destination's second moments (rows × its sorted directions) at the risks ``risk``."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The destination's second moments (rows × its sorted directions) at the risks ``risk``.
+
+    Also returns the factor of the rescaling, per row.
+    """
     if how == "rank":
         carried = _rank_transfer(source, destination, moments)
     else:
         carried = np.broadcast_to(destination.start, (moments.shape[0], destination.h.size))
     current = carried @ destination.weight
     scale = np.divide(risk, current, out=np.ones_like(risk), where=current > 0)
-    return carried * scale[:, None]
+    return carried * scale[:, None], scale
 
 
 def _check_pieces(pieces: object, levels: object) -> tuple[list[_Piece], np.ndarray]:
@@ -160,7 +163,7 @@ def hand_off_moments(
         raise ValueError(f"moments must be {source.d} finite numbers >= 0, got shape {values.shape}")
     risk = check_positive("risk", risk)
     first, second = _piece(source), _piece(destination)
-    carried = _hand_off(first, second, values[first.order][None, :], np.array([risk]), how)[0]
+    carried = _hand_off(first, second, values[first.order][None, :], np.array([risk]), how)[0][0]
     result = np.empty_like(carried)
     result[second.order] = carried
     return result
@@ -275,14 +278,17 @@ def _moments_at(band: _Band, moments: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def _run(
     pieces: list[_Piece], levels: np.ndarray, lr: np.ndarray, inv_batch: np.ndarray, max_steps: int, how: str
-) -> np.ndarray:
-    """Steps spent in every band, per run (rows × bands; ``inf`` from the band a run does not leave).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steps spent in every band and the factor of every hand-off, per run.
 
-    A run whose risk is already at or below a band's level on entry spends no step there (and
-    cannot diverge there); a run that must take a step in a band where ``η h_max ≥ 2`` diverges.
+    Returns arrays of shape rows × bands (``inf`` from the band a run does not leave) and
+    rows × (bands − 1) (``nan`` where the run does not get there). A run whose risk is already
+    at or below a band's level on entry spends no step there (and cannot diverge there); a run
+    that must take a step in a band where ``η h_max ≥ 2`` diverges.
     """
     rows = lr.size
     spent = np.full((rows, len(pieces)), np.inf)
+    factors = np.full((rows, len(pieces) - 1), np.nan)
     alive = np.arange(rows)
     moments = np.broadcast_to(pieces[0].start, (rows, pieces[0].h.size)).copy()
     risk = moments @ pieces[0].weight
@@ -301,8 +307,8 @@ def _run(
         total[alive] += spent[alive, k]
         risk = moments @ piece.weight
         if k + 1 < len(pieces):
-            moments = _hand_off(piece, pieces[k + 1], moments, risk, how)
-    return spent
+            moments, factors[alive, k] = _hand_off(piece, pieces[k + 1], moments, risk, how)
+    return spent, factors
 
 
 # ------------------------------------------------------------------------------ public searches
@@ -323,6 +329,11 @@ class PiecewiseSteps:
         ties go to the first grid point.
     band_steps
         Steps spent in each band at the tuned rate, shape ``(len(batch_sizes), len(levels))``.
+    hand_off_factors
+        At the tuned rate, the factor by which each hand-off rescales the second moments, shape
+        ``(len(batch_sizes), len(levels) − 1)``: above 1 where the next band's NQM, with the
+        carried shape, holds less risk than was reached (its directions at the same shares are
+        flatter where the error sits).
     levels
         The bands' lower ends, the last one the target.
 
@@ -333,6 +344,7 @@ class PiecewiseSteps:
     lr: np.ndarray
     lr_index: np.ndarray
     band_steps: np.ndarray
+    hand_off_factors: np.ndarray
     levels: np.ndarray
 
 
@@ -365,7 +377,9 @@ def piecewise_steps_to_target(
     max_steps = _check_max_steps(max_steps)
     lr = np.repeat(rates, batches.size)
     inv_batch = np.tile(1.0 / batches, rates.size)
-    spent = _run(prepared, grid, lr, inv_batch, max_steps, how).reshape(rates.size, batches.size, grid.size)
+    spent, factors = _run(prepared, grid, lr, inv_batch, max_steps, how)
+    spent = spent.reshape(rates.size, batches.size, grid.size)
+    factors = factors.reshape(rates.size, batches.size, grid.size - 1)
     total = np.where(np.isfinite(spent).all(axis=2), spent.sum(axis=2), np.inf)
     best = np.array([first_minimum(column) for column in total.T])
     columns = np.arange(batches.size)
@@ -376,6 +390,7 @@ def piecewise_steps_to_target(
         lr=np.where(reached, rates[best], np.nan),
         lr_index=np.where(reached, best, -1),
         band_steps=np.where(reached[:, None], spent[best, columns], np.inf),
+        hand_off_factors=np.where(reached[:, None], factors[best, columns], np.nan),
         levels=grid,
     )
 
@@ -424,5 +439,5 @@ def piecewise_risk_curve(
             moments = _moments_at(band, moments, np.array([length]))
             risk = moments @ piece.weight
             start = end
-        moments = _hand_off(piece, prepared[k + 1], moments, risk, how)
+        moments, _ = _hand_off(piece, prepared[k + 1], moments, risk, how)
     return risk_curve, band_of

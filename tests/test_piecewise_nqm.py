@@ -39,6 +39,7 @@ def test_identical_pieces_give_the_single_nqm_exact_steps_to_target(spread, band
     np.testing.assert_array_equal(piecewise.lr, single.lr)
     np.testing.assert_array_equal(LRS[piecewise.lr_index], single.lr)
     np.testing.assert_array_equal(piecewise.band_steps.sum(axis=1), piecewise.steps)
+    np.testing.assert_array_equal(piecewise.hand_off_factors, np.ones((len(BATCHES), bands - 1)))
     if bands > 1:  # each band ends where the single NQM's risk first reaches its level
         for k, batch in enumerate(BATCHES):
             ends = np.cumsum(piecewise.band_steps[k])
@@ -134,6 +135,7 @@ def test_two_band_model_matches_the_recursion_and_monte_carlo_of_sgd():
     for _ in range(switch):
         m_switch = (1 - lr * first.h) ** 2 * m_switch + lr**2 * first.c / batch
     factor = np.sum(first.h * m_switch) / np.sum(second.h * m_switch)
+    assert found.hand_off_factors[0, 0] == pytest.approx(factor, rel=1e-12)
     samples = np.empty((steps + 1, runs))
     for t in range(steps + 1):
         piece = first if t < switch else second
