@@ -134,7 +134,7 @@ def critical_from_steps(batch_sizes: object, steps: object) -> float:
     return critical_batch_size(batches[:n], counts[:n]) if n >= 2 else math.inf
 
 
-#: The predictions :func:`agreement` compares with: columns of :func:`sweep_table`.
+#: The predictions that :func:`agreement` compares with, as columns of :func:`sweep_table`.
 MODELS = {"single": "predicted", "piecewise": "piecewise"}
 
 

@@ -48,9 +48,9 @@ __all__ = [
 # A lower bound within this relative distance above a level may still hold a crossing (rounding).
 _MARGIN = 1.0 + 1e-12
 
-#: The hand-offs between bands: ``"rank"`` carries the second moments by rank of curvature
-#: (the model of chapter 10); ``"restart"`` restarts every band from its own NQM's start
-#: ``θ_i(0)²`` (a sensitivity check). Both rescale to the risk at the hand-off.
+#: The hand-offs between bands. ``"rank"`` carries the second moments by rank of curvature
+#: (the model of chapter 10), ``"restart"`` restarts every band from its own NQM's start
+#: ``θ_i(0)²`` (a sensitivity check); both rescale to the risk at the hand-off.
 HAND_OFFS = ("rank", "restart")
 
 
