@@ -15,13 +15,17 @@ data, softmax regression and a small MLP on scikit-learn's handwritten digits
    several risk levels; at each point the exact Hessian, the gradient-noise covariance, the
    gradient and the noise scales (:mod:`nqm_lib.network_nqm`);
 4. **predicts** the same steps from the NQM measured at the target (the rule stated in the
-   chapter), on the same grids, and records how the prediction depends on that choice.
+   chapter), on the same grids, and records how the prediction depends on that choice;
+5. **predicts** plain SGD's steps from the piecewise NQM (:mod:`nqm_lib.piecewise_nqm`): one
+   band per measured level from the start down to the target, each band with the NQM measured
+   where the runs leave it.
 
 It writes one JSON file per setting into ``nqm_lib/data/`` (read by chapter 10 through
 :func:`nqm_lib.figures_network.load_results`), each with its provenance (revision, date,
 packages, wall and CPU time). Work is spread over two processes (``--workers``); every unit of
-work has its own seeds, so the files do not depend on the scheduling. float64 on the CPU, one
-thread per process.
+work has its own seeds, so the files do not depend on the scheduling. A setting's data are
+assembled in the pool as soon as its last unit is done, while the other settings' units run.
+float64 on the CPU, one thread per process.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nqm_lib import NQM, batch_scaling, digits, network_nqm, networks, seed_statistics
+from nqm_lib import NQM, batch_scaling, digits, network_nqm, networks, piecewise_nqm, seed_statistics
 from nqm_lib.batch_scaling import critical_batch_size
 from nqm_lib.network_results import DATA_DIR
 
@@ -57,6 +61,11 @@ MOMENTA = [0.0, 0.5, 0.9, 0.99, 0.995, 0.999, 0.9995]
 EMA_DECAYS = [0.0, 0.5, 0.9, 0.95, 0.99, 0.995, 0.999]
 #: Risk levels (multiples of the target) at which the NQM is measured along training.
 LEVEL_FACTORS = [16.0, 8.0, 4.0, 2.0, 1.5, 1.0, 0.7]
+#: The bands of the piecewise NQM end at these levels (multiples of the target): every measured
+#: level from the start down to the target, each band's NQM measured where the runs leave it.
+BAND_FACTORS = [factor for factor in LEVEL_FACTORS if factor >= 1.0]
+#: Shares of the flattest-to-sharpest order at which each band's curvature is recorded.
+SHARES = [0.5, 0.75, 0.9]
 
 
 def _grid(low: float, high: float) -> list[float]:
@@ -363,8 +372,8 @@ def predicted_curves(nqm: NQM, config: dict, label: str, predicted: dict, measur
             settings = {"lr": lr, "ema_decay": second}
         else:
             settings = {"lr": lr}
-        risk = [batch_scaling.risk_at_step(nqm, int(t), batch_size=row["batch_size"], **settings)
-                for t in row["curve_steps"]]  # fmt: skip
+        steps = [int(t) for t in row["curve_steps"]]
+        risk = batch_scaling.risk_at_steps(nqm, steps, batch_size=row["batch_size"], **settings)
         curves.append(_round(risk, 5))
     return curves
 
@@ -471,6 +480,7 @@ def nqm_section(config: dict, measurement: dict) -> tuple[NQM, dict]:
         steps = predict(variant, config, "sgd")["steps"]
         sensitivity[name] = {"steps": _round(steps), "critical": _number(_critical(batches, steps)),
                              "initial_risk": _number(variant.initial_risk)}  # fmt: skip
+    pieces = [build([p for p in points if p["factor"] == factor]) for factor in BAND_FACTORS]
     first = measurement["reference_points"][0]
     section = {
         "rule": "points where each seed's SGD run first reached the target, pooled; start rescaled",
@@ -493,8 +503,44 @@ def nqm_section(config: dict, measurement: dict) -> tuple[NQM, dict]:
         "along_training": along,
         "sensitivity": sensitivity,
         "n_params": int(first.eigenvalues.size),
+        "piecewise": piecewise_section(config, pieces),
     }
     return nqm, section
+
+
+def piecewise_section(config: dict, pieces: list[NQM]) -> dict:
+    """Plain SGD's steps from the piecewise NQM, tuned on SGD's grid, with each hand-off between bands.
+
+    ``pieces`` are the NQMs measured at ``BAND_FACTORS`` times the target (each start rescaled
+    to the initial risk: the first band starts from it). The prediction is the rank hand-off;
+    the restart hand-off is recorded as a sensitivity check.
+    """
+    batches, lrs = config["batch_sizes"], config["methods"]["sgd"]["lrs"]
+    levels = [factor * config["target"] for factor in BAND_FACTORS]
+    section: dict = {
+        "rule": "one band per measured level from the initial risk down to the target; each band's NQM "
+        "pooled from the points where the runs first reached the band's lower level; one η for the "
+        "whole run; second moments handed on by rank of curvature, rescaled to the risk reached",
+        "factors": BAND_FACTORS,
+        "levels": _round(levels),
+        "kept_per_point": [_number(float(p.counts.sum())) for p in pieces],
+        "shares": SHARES,
+        "curvature_at_share": [_round(piecewise_nqm.curvature_at_share(p, SHARES)) for p in pieces],
+    }
+    batch_array = np.array(batches, dtype=float)
+    for hand_off in piecewise_nqm.HAND_OFFS:
+        found = piecewise_nqm.piecewise_steps_to_target(pieces, levels, batches, lrs=lrs, hand_off=hand_off)
+        entry = {
+            "hand_off": hand_off,
+            "steps": _round(found.steps),
+            "lr": _round(found.lr),
+            "lr_index": [int(i) for i in found.lr_index],
+            "band_steps": [_round(row) for row in found.band_steps],
+            "hand_off_factors": [_round(row) for row in found.hand_off_factors],
+            "critical": _number(_critical(batch_array, found.steps)),
+        }
+        section[hand_off] = entry
+    return section
 
 
 def assemble(setting: str, measured: dict, measurement: dict) -> dict:
@@ -531,6 +577,17 @@ def assemble(setting: str, measured: dict, measurement: dict) -> dict:
         "nqm": section,
         "predicted": predicted,
     }
+
+
+#: The order in which queued work starts when a worker is free (lowest first).
+PRIORITY = {"assemble": 0, "measure": 1, "sweep": 2}
+
+
+def assembly_unit(setting: str, measured: dict, measurement: dict) -> dict:
+    """:func:`assemble` in a worker of the pool, with the CPU time it took."""
+    started = time.process_time()
+    data = assemble(setting, measured, measurement)
+    return {"data": data, "cpu_seconds": round(time.process_time() - started, 2)}
 
 
 # ------------------------------------------------------------------------------------ driver
@@ -605,6 +662,7 @@ def _init_worker() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the sweeps and write one data file per setting."""
+    started, cpu_started = time.perf_counter(), _cpu_seconds()  # the whole command, set-up included
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), help="settings to run")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one thread each)")
@@ -621,30 +679,49 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["NQM_EXPERIMENT_BATCH_SIZES"] = " ".join(map(str, args.batch_sizes))
         _restrict_batch_sizes()
     torch.set_num_threads(1)
-    started, cpu_started = time.perf_counter(), _cpu_seconds()
+    revision = _git_revision()  # before any file is written
     units = [(s, label, b) for s in args.settings for label in SETTINGS[s]["methods"]
              for b in SETTINGS[s]["batch_sizes"]]  # fmt: skip
-    progress = Progress(len(units) + len(args.settings))
+    progress = Progress(len(units) + 2 * len(args.settings))
     measured: dict = {s: {label: {} for label in SETTINGS[s]["methods"]} for s in args.settings}
     measurements: dict = {}
+    assembled: dict = {}
+    resumed = 0
+    # Work waits in `queue` until a worker is free, so that what is queued later can go first: a
+    # setting's assembly, then a measurement, then the sweep units in order. So each setting is
+    # assembled while the others' units still run, and little is left after the last unit.
+    queue: list = []
+    finished: list = []
     context = get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=context, initializer=_init_worker) as pool:
         pending: dict = {}
-        finished: list = []
 
-        def submit(kind: str, unit: tuple, function: object, *arguments: object) -> None:
-            path = _cache_file(cache, *unit, kind, *arguments)
+        def enqueue(kind: str, unit: tuple, function: object, *arguments: object) -> None:
+            nonlocal resumed
+            path = None if kind == "assemble" else _cache_file(cache, *unit, kind, *arguments)
             result = _cached(path)
-            if result is None and not args.from_cache:
-                pending[pool.submit(function, *unit, *arguments)] = (kind, unit, path)
-            elif result is not None:
+            if result is not None:  # finished in an earlier run
+                resumed += 1
                 finished.append((kind, unit, result))
+            elif kind == "assemble" or not args.from_cache:
+                rank = PRIORITY[kind]  # behind the work of the same or a higher priority
+                ahead = next((k for k, item in enumerate(queue) if PRIORITY[item[0]] > rank), len(queue))
+                queue.insert(ahead, (kind, unit, path, function, arguments))
+
+        def complete(setting: str) -> bool:
+            wanted = len(SETTINGS[setting]["batch_sizes"])
+            sweeps = all(len(by_b) == wanted for by_b in measured[setting].values())
+            return sweeps and measurements.get(setting) is not None
 
         for unit in units:
-            submit("sweep", unit, sweep_unit)
-        resumed = len(finished)
-        while pending or finished:
+            enqueue("sweep", unit, sweep_unit)
+        while queue or pending or finished:
+            while queue and len(pending) < args.workers:
+                kind, unit, path, function, arguments = queue.pop(0)
+                pending[pool.submit(function, *unit, *arguments)] = (kind, unit, path)
             if not finished:
+                if not pending:
+                    continue
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     kind, unit, path = pending.pop(future)
@@ -653,8 +730,9 @@ def main(argv: list[str] | None = None) -> None:
                     finished.append((kind, unit, result))
             while finished:
                 kind, unit, result = finished.pop(0)
+                setting = unit[0]
                 if kind == "sweep":
-                    setting, label, batch_size = unit
+                    _, label, batch_size = unit
                     measured[setting][label][batch_size] = result
                     progress.step(
                         f"{setting:<16} {label:<9} B = {batch_size:4d}: {result.get('steps')} steps "
@@ -663,32 +741,38 @@ def main(argv: list[str] | None = None) -> None:
                     sgd = measured[setting]["sgd"]
                     wanted = SETTINGS[setting]["measurement"]["batch_sizes"]
                     if label == "sgd" and all(b in sgd for b in wanted) and setting not in measurements:
-                        measurements[setting] = None  # submitted
-                        submit("measure", (setting,), measurement_unit, {b: sgd[b]["lr"] for b in wanted})
+                        measurements[setting] = None  # queued
+                        enqueue("measure", (setting,), measurement_unit, {b: sgd[b]["lr"] for b in wanted})
+                elif kind == "measure":
+                    measurements[setting] = result
+                    progress.step(f"{setting:<16} NQM along training ({result['cpu_seconds']:.0f} s CPU)")
                 else:
-                    measurements[unit[0]] = result
-                    progress.step(f"{unit[0]:<16} NQM along training ({result['cpu_seconds']:.0f} s CPU)")
+                    assembled[setting] = result
+                    progress.step(f"{setting:<16} assembled ({result['cpu_seconds']:.0f} s CPU)")
+                if kind != "assemble" and complete(setting) and setting not in assembled:
+                    assembled[setting] = None  # queued
+                    rows = {label: [by_b[b] for b in SETTINGS[setting]["batch_sizes"]]
+                            for label, by_b in measured[setting].items()}  # fmt: skip
+                    enqueue("assemble", (setting,), assembly_unit, rows, measurements[setting])
     wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
     output = DATA_DIR if args.output_dir is None else args.output_dir
     for setting in args.settings:
-        wanted = len(SETTINGS[setting]["batch_sizes"])
-        complete = all(len(by_b) == wanted for by_b in measured[setting].values())
-        if not complete or measurements.get(setting) is None:
+        if assembled.get(setting) is None:
             print(f"{setting}: not every unit is in the cache, no file written", file=sys.stderr)
             continue
-        rows = {label: [by_b[b] for b in SETTINGS[setting]["batch_sizes"]]
-                for label, by_b in measured[setting].items()}  # fmt: skip
-        data = assemble(setting, rows, measurements[setting])
+        data, assembly_cpu = assembled[setting]["data"], assembled[setting]["cpu_seconds"]
         data["provenance"] = {
-            "git_revision": _git_revision(),
+            "git_revision": revision,
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "wall_time_seconds": round(wall, 1),
             "cpu_time_seconds": round(cpu, 1),
             "setting_cpu_seconds": round(
                 sum(r["cpu_seconds"] for by_b in measured[setting].values() for r in by_b.values())
-                + measurements[setting]["cpu_seconds"],
+                + measurements[setting]["cpu_seconds"]
+                + assembly_cpu,
                 1,
             ),
+            "assembly_cpu_seconds": assembly_cpu,
             "workers": args.workers,
             "units_from_cache": resumed,
             "command": "python experiments/real_network.py "

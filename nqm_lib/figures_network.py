@@ -46,7 +46,10 @@ def _batch_axes(ax: Axes, ylabel: str = "steps to target") -> None:
 
 
 def draw_steps(ax: Axes, results: dict, optimiser: str) -> None:
-    """One optimiser's steps to target against ``B``: measured (bars: bootstrap 90 %) and the NQM's."""
+    """One optimiser's steps to target against ``B``: measured (bars: bootstrap 90 %) and the NQM's.
+
+    For SGD, if the file holds it, also the piecewise NQM's prediction (dashed).
+    """
     table = sweep_table(results, optimiser)
     b = table["batch_size"]
     measured = np.isfinite(table["steps"])
@@ -57,6 +60,8 @@ def draw_steps(ax: Axes, results: dict, optimiser: str) -> None:
         b[measured], table["steps"][measured], "o", ms=4, color=color, label="measured (bar: 90 % interval)"
     )
     ax.plot(b, table["predicted"], "-", color="black", lw=1.5, label="NQM measured at the target")
+    if "piecewise" in table:
+        ax.plot(b, table["piecewise"], "--", color=coordinate_color(1), lw=1.5, label="piecewise NQM")
     if measured[0]:
         ax.plot(b, table["steps"][0] * b[0] / b, ":", color=color, lw=1, label="perfect scaling")
     _batch_axes(ax)

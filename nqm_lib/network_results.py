@@ -4,8 +4,9 @@
 ``nqm_lib/data/``: the teacher–student network, and softmax regression and an MLP on
 scikit-learn's digits. :func:`load_results` reads one; :func:`sweep_table` turns one optimiser's
 rows into arrays (measured steps with their bootstrap interval, the tuned setting, the NQM's
-prediction); :func:`agreement` summarises measured against predicted; :func:`grid_edges` lists
-every tuned value that sits on the edge of its grid. NumPy only (no PyTorch, no matplotlib).
+predictions, single and piecewise); :func:`agreement` summarises measured against predicted;
+:func:`grid_edges` lists every tuned value that sits on the edge of its grid. NumPy only (no
+PyTorch, no matplotlib).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .seed_statistics import ratio_spread
 
 __all__ = [
     "DATA_DIR",
+    "MODELS",
     "OPTIMISERS",
     "SETTINGS",
     "agreement",
@@ -89,12 +91,22 @@ def sweep_table(results: dict, optimiser: str) -> dict[str, np.ndarray]:
     seeds); ``median_seed`` (median of the seeds' own crossings); ``lr`` and ``second`` (the
     setting tuned on the tuning seeds; momentum's ``lr`` is the effective ``η/(1 − β)``);
     ``tuning_steps``; ``predicted``, ``predicted_lr``, ``predicted_second`` (the NQM's own tuned
-    steps and setting).
+    steps and setting). For SGD, if the file holds the piecewise NQM: ``piecewise`` and
+    ``piecewise_lr`` (its prediction, :mod:`nqm_lib.piecewise_nqm`) and ``piecewise_restart``
+    (the same with every band restarted from its own start, a sensitivity check).
     """
     optimiser = _check_optimiser(results, optimiser)
     rows = results["measured"][optimiser]
     predicted = results["predicted"][optimiser]
-    return {
+    piecewise = results["nqm"].get("piecewise") if optimiser == "sgd" else None
+    extra = {}
+    if piecewise is not None:
+        extra = {
+            "piecewise": _array(piecewise["rank"]["steps"]),
+            "piecewise_lr": _array(piecewise["rank"]["lr"]),
+            "piecewise_restart": _array(piecewise["restart"]["steps"]),
+        }
+    return extra | {
         "batch_size": np.array([row["batch_size"] for row in rows], dtype=float),
         "steps": _array([row.get("steps") for row in rows]),
         "low": _array([row.get("low") for row in rows]),
@@ -122,23 +134,34 @@ def critical_from_steps(batch_sizes: object, steps: object) -> float:
     return critical_batch_size(batches[:n], counts[:n]) if n >= 2 else math.inf
 
 
-def agreement(results: dict, optimiser: str) -> dict[str, float]:
+#: The predictions that :func:`agreement` compares with, as columns of :func:`sweep_table`.
+MODELS = {"single": "predicted", "piecewise": "piecewise"}
+
+
+def agreement(results: dict, optimiser: str, *, model: str = "single") -> dict[str, float]:
     """Measured against predicted for one optimiser.
 
-    Keys: ``worst`` (the largest factor between measured and predicted steps over the batch
-    sizes, :func:`~nqm_lib.seed_statistics.ratio_spread`), ``ratio_small`` and ``ratio_large``
-    (measured / predicted steps at the smallest and largest ``B``), ``critical`` and its interval
-    ``critical_low``, ``critical_high`` (measured), ``critical_predicted``, ``critical_ratio``
-    (measured / predicted), and the fitted law ``min_steps``, ``noise_scale`` with their intervals.
+    ``model="single"`` compares with the NQM measured at the target, ``"piecewise"`` with the
+    piecewise NQM (SGD only). Keys: ``worst`` (the largest factor between measured and predicted
+    steps over the batch sizes, :func:`~nqm_lib.seed_statistics.ratio_spread`), ``ratio_small``
+    and ``ratio_large`` (measured / predicted steps at the smallest and largest ``B``),
+    ``critical`` and its interval ``critical_low``, ``critical_high`` (measured),
+    ``critical_predicted``, ``critical_ratio`` (measured / predicted), and the fitted law
+    ``min_steps``, ``noise_scale`` with their intervals.
     """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
     table = sweep_table(results, optimiser)
+    if MODELS[model] not in table:
+        raise ValueError(f"the file holds no {model} prediction for {optimiser!r}")
+    predicted = table[MODELS[model]]
     stats = results["statistics"][optimiser]
-    predicted_critical = critical_from_steps(table["batch_size"], table["predicted"])
-    finite = np.isfinite(table["steps"]) & np.isfinite(table["predicted"])
+    predicted_critical = critical_from_steps(table["batch_size"], predicted)
+    finite = np.isfinite(table["steps"]) & np.isfinite(predicted)
     return {
-        "worst": ratio_spread(table["steps"], table["predicted"]) if finite.all() else math.inf,
-        "ratio_small": float(table["steps"][0] / table["predicted"][0]),
-        "ratio_large": float(table["steps"][-1] / table["predicted"][-1]),
+        "worst": ratio_spread(table["steps"], predicted) if finite.all() else math.inf,
+        "ratio_small": float(table["steps"][0] / predicted[0]),
+        "ratio_large": float(table["steps"][-1] / predicted[-1]),
         "critical": _value(stats["critical"]),
         "critical_low": _value(stats["critical_interval"][0]),
         "critical_high": _value(stats["critical_interval"][1]),
@@ -163,9 +186,21 @@ def grid_edges(results: dict) -> list[str]:
     A learning rate must not be the smallest or largest of its grid; a momentum ``β`` or EMA
     decay ``γ`` must not be the largest. The smallest ``β`` and ``γ`` are 0 — plain SGD, the
     boundary of their range, not a truncation — so a tuned 0 is allowed. For the NQM's Adam model
-    (momentum 0.9 fixed) only the learning rate is checked, on ``PAPER_LRS``.
+    (momentum 0.9 fixed) only the learning rate is checked, on ``PAPER_LRS``; the piecewise NQM's
+    learning rates (both hand-offs) are checked on SGD's grid.
     """
     problems = []
+    piecewise = results["nqm"].get("piecewise")
+    if piecewise is not None:
+        size = len(results["config"]["methods"]["sgd"]["lrs"])
+        batches = [row["batch_size"] for row in results["measured"]["sgd"]]
+        for hand_off in ("rank", "restart"):
+            for b, index in zip(batches, piecewise[hand_off]["lr_index"], strict=True):
+                where = f"{results['setting']} piecewise NQM ({hand_off}) B={b}: η"
+                if index < 0:
+                    problems.append(f"{where} not found on its grid")
+                elif index in (0, size - 1):
+                    problems.append(f"{where} on the grid's edge ({index})")
     for optimiser, method in results["config"]["methods"].items():
         lrs, second = method["lrs"], method["second"]
         measured = results["measured"][optimiser]

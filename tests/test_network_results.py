@@ -291,3 +291,102 @@ def test_on_the_digits_c_is_not_a_multiple_of_h_and_the_loss_is_not_quadratic_at
     unscaled = softmax["nqm"]["sensitivity"]["start not rescaled"]["initial_risk"]
     initial = np.mean([row["initial_risk"] for row in softmax["measured"]["sgd"]])
     assert unscaled < 0.3 * initial
+
+
+# -------------------------------------------------------------------- the piecewise NQM
+
+
+def test_piecewise_band_steps_add_up_and_the_stored_critical_batch_size_is_that_of_the_steps(results):
+    batches = sweep_table(results, "sgd")["batch_size"]
+    lrs = np.array(results["config"]["methods"]["sgd"]["lrs"])
+    for hand_off in ("rank", "restart"):
+        entry = results["nqm"]["piecewise"][hand_off]
+        np.testing.assert_allclose(np.sum(entry["band_steps"], axis=1), entry["steps"], rtol=1e-6)
+        assert critical_from_steps(batches, entry["steps"]) == pytest.approx(entry["critical"], rel=1e-5)
+        np.testing.assert_allclose(lrs[entry["lr_index"]], entry["lr"], rtol=1e-5)
+
+
+def test_grid_edges_finds_a_piecewise_rate_on_an_edge():
+    data = load_results("teacher_student")
+    rank = dict(data["nqm"]["piecewise"]["rank"], lr_index=[0] * len(data["config"]["batch_sizes"]))
+    edited = {**data, "nqm": {**data["nqm"], "piecewise": {**data["nqm"]["piecewise"], "rank": rank}}}
+    assert any("piecewise NQM (rank) B=1: η on the grid's edge" in problem for problem in grid_edges(edited))
+
+
+def test_the_piecewise_nqm_is_too_slow_at_every_batch_size_on_the_teacher_student_network():
+    data = load_results("teacher_student")
+    table = sweep_table(data, "sgd")
+    factor = table["piecewise"] / table["steps"]  # predicted over measured: > 1 is too slow
+    assert np.all(factor > 1.5)  # it misses the goal at every batch size
+    assert np.argmax(factor) == factor.size - 1 and factor[-1] > 5  # worst at the largest batch size
+    piecewise, single = agreement(data, "sgd", model="piecewise"), agreement(data, "sgd")
+    assert piecewise["worst"] > 2 * single["worst"]
+    assert piecewise["critical_ratio"] > 3 > 1.5 * single["critical_ratio"]  # further off than the single NQM
+
+
+def test_the_piecewise_nqm_keeps_pace_to_four_times_the_target_and_falls_behind_below():
+    data = load_results("teacher_student")
+    piecewise, along = data["nqm"]["piecewise"], data["nqm"]["along_training"]
+    batches = data["config"]["batch_sizes"]
+    for b in data["config"]["measurement"]["batch_sizes"]:
+        model = np.cumsum(piecewise["rank"]["band_steps"][batches.index(b)])
+        network = [
+            np.median([r["step"] for r in along if r["batch_size"] == b and r["factor"] == f])
+            for f in piecewise["factors"]
+        ]
+        assert 0.6 < model[2] / network[2] < 1.2, b  # 4 times the target
+        assert model[3] / network[3] > 2.5, b  # twice the target
+        if b == batches[-1]:
+            assert model[2] == network[2]
+
+
+def test_the_rank_hand_off_moves_the_error_into_flatter_directions():
+    data = load_results("teacher_student")
+    piecewise = data["nqm"]["piecewise"]
+    shares = np.array(piecewise["curvature_at_share"])  # bands × shares (0.5, 0.75, 0.9)
+    assert shares[0, 2] / shares[-1, 2] > 2.5 and shares[0, 0] / shares[-1, 0] > 2.5
+    factors = np.array(piecewise["rank"]["hand_off_factors"])
+    assert np.all(factors > 1.0)  # every hand-off grows the carried second moments
+    assert np.all(np.prod(factors, axis=1) > 2.4)
+    assert piecewise["kept_per_point"][-1] > 1.15 * piecewise["kept_per_point"][0]
+
+
+def test_the_rank_and_restart_hand_offs_bracket_the_teacher_student_counts():
+    table = sweep_table(load_results("teacher_student"), "sgd")
+    rank, restart = table["steps"] / table["piecewise"], table["steps"] / table["piecewise_restart"]
+    assert np.all(rank < 1) and np.all(restart > 1)
+    assert np.min(restart) > 5  # the restart hand-off is far too fast
+
+
+def test_on_the_digits_the_piecewise_nqm_misses_too_and_its_hand_offs_grow_the_moments_more():
+    teacher = load_results("teacher_student")
+    teacher_growth = np.prod(teacher["nqm"]["piecewise"]["rank"]["hand_off_factors"][0])
+    teacher_shares = np.array(teacher["nqm"]["piecewise"]["curvature_at_share"])
+    for setting in SETTINGS:
+        data = load_results(setting)
+        piecewise, single = agreement(data, "sgd", model="piecewise"), agreement(data, "sgd")
+        assert piecewise["worst"] > 1.5 and piecewise["ratio_large"] < 1  # too slow at the large end
+        assert piecewise["critical_ratio"] > single["critical_ratio"] > 1.5, setting
+        if setting != "teacher_student":
+            growth = np.prod(data["nqm"]["piecewise"]["rank"]["hand_off_factors"][0])
+            assert growth > 1.4 * teacher_growth, setting
+            shares = np.array(data["nqm"]["piecewise"]["curvature_at_share"])
+            assert shares[0, 2] / shares[-1, 2] > teacher_shares[0, 2] / teacher_shares[-1, 2]
+
+
+def test_agreement_rejects_an_unknown_model_or_a_missing_prediction():
+    data = load_results("teacher_student")
+    with pytest.raises(ValueError, match="model"):
+        agreement(data, "sgd", model="quadratic")
+    with pytest.raises(ValueError, match="piecewise"):
+        agreement(data, "momentum", model="piecewise")
+
+
+def test_the_steps_figures_draw_the_piecewise_nqm_in_the_sgd_panels_only():
+    for fig, panels in ((figures.steps_figure(), 4), (figures.digits_figure(), 6)):
+        labels = [[line.get_label() for line in ax.lines] for ax in fig.axes[:panels]]
+        sgd_panels = [k for k, ax in enumerate(fig.axes[:panels]) if "SGD" == ax.get_title().split(": ")[-1]]
+        assert sgd_panels
+        for k, panel in enumerate(labels):
+            assert ("piecewise NQM" in panel) == (k in sgd_panels)
+        plt.close(fig)

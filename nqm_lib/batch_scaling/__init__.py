@@ -7,7 +7,7 @@ name importable from here (``from nqm_lib.batch_scaling import tuned_steps_to_ta
 
 - :mod:`~nqm_lib.batch_scaling.grids` — the paper's hyperparameter grids and the argument checks;
 - :mod:`~nqm_lib.batch_scaling.exact` — the exact risk at any step, without iterating
-  (:func:`risk_at_step`, and the closed forms the searches use);
+  (:func:`risk_at_step`, :func:`risk_at_steps`, and the closed forms the searches use);
 - :mod:`~nqm_lib.batch_scaling.search` — steps to target as an exact first crossing, for one
   setting (:func:`steps_to_target`), a grid (:func:`steps_to_target_grid`) or tuned per batch size
   (:func:`tuned_steps_to_target`);
@@ -23,7 +23,7 @@ name importable from here (``from nqm_lib.batch_scaling import tuned_steps_to_ta
 
 from .bound import information_bound_risk, information_bound_steps
 from .critical import critical_batch_size
-from .exact import risk_at_step
+from .exact import risk_at_step, risk_at_steps
 from .grids import DEFAULT_MAX_STEPS, PAPER_DECAYS, PAPER_LRS, PAPER_SGD_LRS
 from .per_step import chebyshev_lrs, chebyshev_steps_to_target, per_step_schedule_risk
 from .piecewise import (
@@ -43,6 +43,7 @@ __all__ = [
     "PAPER_DECAYS",
     "PAPER_SGD_LRS",
     "risk_at_step",
+    "risk_at_steps",
     "steps_to_target",
     "steps_to_target_grid",
     "tuned_steps_to_target",

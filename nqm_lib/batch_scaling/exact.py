@@ -38,7 +38,7 @@ from ..problem import NQM
 from ..theory import _stationary_covariance
 from ..validation import check_steps
 
-__all__ = ["risk_at_step"]
+__all__ = ["risk_at_step", "risk_at_steps"]
 
 # Relative safety margin of the certified lower bounds (against rounding in the exact values).
 _BOUND_MARGIN = 1e-12
@@ -304,23 +304,53 @@ def risk_at_step(
     combination, momentum and EMA together included. Equal to ``risk_curve(problem, t, ...)[t]``.
     """
     t = check_steps(t, "t")
+    hp = {"momentum": momentum, "ema_decay": ema_decay, "precond_power": precond_power}
+    return float(risk_at_steps(problem, [t], lr=lr, batch_size=batch_size, **hp)[0])
+
+
+def risk_at_steps(
+    problem: NQM,
+    steps: object,
+    *,
+    lr: float,
+    batch_size: int = 1,
+    momentum: float = 0.0,
+    ema_decay: float = 0.0,
+    precond_power: float = 0.0,
+) -> np.ndarray:
+    """:func:`risk_at_step` at each step of ``steps`` (integers ``≥ 0``), the linear system set up once.
+
+    Returns a float array of the shape of ``steps``. Raises ``ValueError`` for invalid arguments
+    and :class:`~nqm_lib.validation.InstabilityError` if the iteration diverges.
+    """
+    try:
+        requested = np.asarray(steps)
+    except (TypeError, ValueError):
+        raise ValueError(f"steps must be an array of integers >= 0, got {steps!r}") from None
+    times = [check_steps(value.item(), "steps") for value in requested.ravel()]
     hp = Hyperparams(lr, batch_size, momentum, ema_decay, precond_power)
     check_stable(problem, hp)
+    risks = np.empty(len(times))
     if hp.is_plain_sgd:
-        per_coordinate = sgd_risk(
-            problem.h,
-            problem.c,
-            problem.theta0,
-            t,
-            lr=hp.lr,
-            batch_size=hp.batch_size,
-            precond_power=hp.precond_power,
-        )
-    else:
-        system = linear_system(problem, hp)
-        covariance = _stationary_covariance(system)
-        read_out = np.linalg.matrix_power(np.swapaxes(system.A, 1, 2), t)[:, :, AVERAGE]  # (Aᵀ)^t e
+        for k, t in enumerate(times):
+            per_coordinate = sgd_risk(
+                problem.h,
+                problem.c,
+                problem.theta0,
+                t,
+                lr=hp.lr,
+                batch_size=hp.batch_size,
+                precond_power=hp.precond_power,
+            )
+            risks[k] = np.sum(per_coordinate * problem.counts)
+        return risks.reshape(requested.shape)
+    system = linear_system(problem, hp)
+    covariance = _stationary_covariance(system)
+    transposed = np.swapaxes(system.A, 1, 2)
+    for k, t in enumerate(times):
+        read_out = np.linalg.matrix_power(transposed, t)[:, :, AVERAGE]  # (Aᵀ)^t e
         bias = read_out @ system.start
         noise = covariance[:, AVERAGE, AVERAGE] - np.einsum("di,dij,dj->d", read_out, covariance, read_out)
         per_coordinate = 0.5 * problem.h * (bias**2 * problem.theta0**2 + system.noise_var * noise)
-    return float(np.sum(per_coordinate * problem.counts))
+        risks[k] = np.sum(per_coordinate * problem.counts)
+    return risks.reshape(requested.shape)

@@ -50,6 +50,19 @@ def _piece_lengths(steps: np.ndarray, pieces: int) -> np.ndarray:
     return (steps // pieces)[..., None] + extra
 
 
+def _log_contraction(x: np.ndarray) -> np.ndarray:
+    """``log (1 − x)²`` for ``x = ηh``, accurate for small ``x`` (``−inf`` at ``x = 1``).
+
+    One SGD step multiplies a coordinate's second moment (without noise) by ``(1 − x)²``.
+    """
+    small = x < 0.5  # log1p is accurate there; elsewhere 1 − x is exact and log|1 − x| as good
+    log_factor = np.empty_like(x)
+    with np.errstate(divide="ignore"):
+        np.log1p(-x, out=log_factor, where=small)
+        np.log(np.abs(1.0 - x), out=log_factor, where=~small)
+    return 2.0 * log_factor
+
+
 def _piece_maps(
     h: np.ndarray, noise: np.ndarray, eta: np.ndarray, length: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -60,12 +73,8 @@ def _piece_maps(
     broadcast against the coordinates (last axis), ``noise = c/B``.
     """
     x = eta * h
-    small = x < 0.5  # log1p is accurate there; elsewhere 1 − x is exact and log|1 − x| as good
-    log_factor = np.empty_like(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.log1p(-x, out=log_factor, where=small)
-        np.log(np.abs(1.0 - x), out=log_factor, where=~small)
-        rho = np.exp(2.0 * length * log_factor)
+    with np.errstate(invalid="ignore"):
+        rho = np.exp(length * _log_contraction(x))
     if not np.all(length > 0):
         rho = np.where(length > 0, rho, 1.0)
     return rho, eta * noise / (h * (2.0 - x))
