@@ -5,7 +5,8 @@ Figures are drawn at most ``FIGURE_WIDTH`` wide for the text column. For each im
 * a notebook figure saved at twice its display size (``plotting.use_course_style`` makes the
   kernel save figures that way, with the display size in the output's metadata) is shown from
   two files made at build time: the display size (``<name>.1x.png``, what other screens load)
-  and the 2× image (``<name>.2x.png``, in the ``srcset``), both as 256-colour PNGs; other
+  and the 2× image (``<name>.2x.png``, in the ``srcset``), both as 256-colour PNGs
+  (``small_png.py``); other
   images are shown as they are;
 * the image is wrapped in a link to its full-size PNG (the 2× one when there is one), as
   Sphinx does for scaled images; the live figures (``live_figures.py``) link their frames
@@ -19,19 +20,26 @@ from __future__ import annotations
 
 import hashlib
 import html
-import io
 import posixpath
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.osutil import relative_uri
 
+if __package__:  # imported as book_ext.figure_links (the tests)
+    from .small_png import COMPRESS_LEVEL, encode_png
+else:  # imported by Sphinx, which puts book_ext/ itself on sys.path
+    from small_png import COMPRESS_LEVEL, encode_png
+
 STATIC = Path(__file__).resolve().parent / "static"
 #: How the 1× and 2× files are made from a 2× notebook image: change it to make them again.
-RETINA_FORMAT = "1x = 2x2 mean, RGB; PNG, 256 colours MAXCOVERAGE, level 9"
+RETINA_FORMAT = (
+    f"1x = 2x2 mean; small_png.encode_png: octree with exact background, level {COMPRESS_LEVEL}"
+)
 
 
 def _display_size(image: nodes.image) -> tuple[int, int] | None:
@@ -62,11 +70,7 @@ def retina_files(source: Path, size: tuple[int, int], cache: Path) -> tuple[Path
             cache.mkdir(parents=True, exist_ok=True)
             rgb = opened.convert("RGB")
             for target, image in ((large, rgb), (small, rgb.resize(size, Image.Resampling.BOX))):
-                buffer = io.BytesIO()
-                image.quantize(256, method=Image.Quantize.MAXCOVERAGE, dither=Image.Dither.NONE).save(
-                    buffer, format="PNG", compress_level=9
-                )
-                target.write_bytes(buffer.getvalue())
+                target.write_bytes(encode_png(np.asarray(image)))
     return small, large
 
 

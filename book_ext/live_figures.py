@@ -8,7 +8,7 @@ extension
    draws them — at twice the figure's resolution, in up to ``NQM_LIVE_WORKERS`` (default 2)
    processes. Each frame is stored twice: ``<index>@2x.png`` (for screens with two device
    pixels per CSS pixel) and ``<index>.png``, its 2 × 2 average (what other screens load);
-   both are 256-colour PNGs. A frame the figure function refuses (the notebook's message
+   both are 256-colour PNGs (``small_png.py``). A frame the figure function refuses (the notebook's message
    instead of a plot) is recorded in the figure's manifest;
 2. keeps them in ``_build/.live_frames/<id>-<key>/`` under the book's source folder, where
    ``key`` hashes what the frames depend on: the code of the ``nqm_lib`` modules the figure
@@ -37,7 +37,6 @@ import ast
 import functools
 import hashlib
 import html
-import io
 import json
 import os
 import shutil
@@ -53,14 +52,19 @@ from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
+if __package__:  # imported as book_ext.live_figures (the tests)
+    from .small_png import COMPRESS_LEVEL, encode_png, half_size
+else:  # imported by Sphinx, which puts book_ext/ itself on sys.path
+    from small_png import COMPRESS_LEVEL, encode_png, half_size
+
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 #: How frames are drawn and encoded (see :func:`encode_png`): change it to draw every frame again.
 FRAME_FORMAT = (
-    "frame_images(scale=2); 1x = 2x2 mean; PNG, 256 colours: 1x MAXCOVERAGE level 8, "
-    "2x FASTOCTREE level 8; manifest with refused frames and each frame's axes and warnings"
+    "frame_images(scale=2); 1x = 2x2 mean; small_png.encode_png: octree with exact background, "
+    f"level {COMPRESS_LEVEL}; manifest with refused frames and each frame's axes and warnings"
 )
 #: Resolution of the frames drawn, in device pixels per CSS pixel (the 1× frame is their mean).
 SCALE = 2
@@ -197,30 +201,6 @@ def frame_folder_name(figure: object, library: str | None = None) -> str:
     return f"{figure.id}-{key}"
 
 
-def encode_png(rgb: np.ndarray, *, fast: bool = False) -> bytes:
-    """A frame as a 256-colour PNG (plots have few colours; a third of the RGB size).
-
-    The 1× frames use the colours that cover the image best; ``fast`` (the 2× frames, four
-    times the pixels) uses an octree palette: five times faster for 10% more bytes, with every
-    pixel within 16 of 255 levels of its colour and a mean difference of about one level. Both
-    are compressed at zlib level 8: level 9 took 2.5 times as long for 1–2% fewer bytes.
-    """
-    from PIL import Image
-
-    image = Image.fromarray(rgb)
-    method = Image.Quantize.FASTOCTREE if fast else Image.Quantize.MAXCOVERAGE
-    buffer = io.BytesIO()
-    image.quantize(256, method=method, dither=Image.Dither.NONE).save(buffer, format="PNG", compress_level=8)
-    return buffer.getvalue()
-
-
-def half_size(rgb: np.ndarray) -> np.ndarray:
-    """The image at half its width and height: the mean of each 2 × 2 block (the 1× frame)."""
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(rgb).reduce(2))
-
-
 def axes_state(fig: object) -> list[tuple]:
     """What must not move when a control moves: every axes' scales, limits and major ticks."""
     return [
@@ -273,7 +253,7 @@ def _draw_chunk(figure_id: str, indices: list[int], folder: str) -> tuple[tuple[
         for index, rgb in frame_images(figure_id, indices, scale=SCALE, refusals=refused, on_frame=record):
             facts[index]["warnings"] = sorted({str(w.message) for w in caught})  # since the last frame
             caught.clear()
-            (Path(folder) / f"{index}@2x.png").write_bytes(encode_png(rgb, fast=True))
+            (Path(folder) / f"{index}@2x.png").write_bytes(encode_png(rgb))
             small = half_size(rgb)
             (Path(folder) / f"{index}.png").write_bytes(encode_png(small))
             size = (small.shape[1], small.shape[0])

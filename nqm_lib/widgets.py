@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import ipywidgets
 import numpy as np
+import PIL.Image
 import traitlets
 from IPython.display import DisplayHandle, Image, Markdown, display
 from matplotlib.artist import Artist
@@ -299,6 +300,20 @@ class _RasterCache:
     def __init__(self, size: int = 64) -> None:
         self._images: dict[tuple, tuple[int, int, np.ndarray]] = {}
         self._size = size
+        self._scratch: dict[tuple, RendererAgg] = {}
+
+    def _blank_renderer_like(self, renderer: RendererAgg) -> RendererAgg:
+        """A transparent renderer of ``renderer``'s size, kept and cleared for each use.
+
+        Reusing it keeps its text-layout and mathtext caches warm (a new renderer starts
+        empty, and parsing ``$10^{2}$`` again cost up to 18 ms of a frame).
+        """
+        size = (renderer.width, renderer.height, renderer.dpi)
+        if size not in self._scratch:
+            self._scratch = {size: RendererAgg(*size)}  # only the current size is ever drawn
+        scratch = self._scratch[size]
+        scratch.clear()
+        return scratch
 
     def install(self, fig: Figure) -> None:
         """Make the axes' axes and legends of ``fig`` draw through the cache."""
@@ -318,7 +333,7 @@ class _RasterCache:
             except _UncacheableError:
                 return draw(artist, renderer)
             if key not in self._images:
-                alone = RendererAgg(renderer.width, renderer.height, renderer.dpi)
+                alone = self._blank_renderer_like(renderer)
                 draw(artist, alone)
                 pixels = np.asarray(alone.buffer_rgba())
                 rows, columns = np.nonzero(pixels[:, :, 3])
@@ -489,6 +504,16 @@ def _png(canvas: FigureCanvasAgg) -> bytes:
     )
 
 
+def _rgb(canvas: FigureCanvasAgg) -> np.ndarray:
+    """The RGB pixels of a drawn Agg canvas, as a new array.
+
+    PIL drops the alpha channel in half the time numpy takes to copy the other three out.
+    """
+    rgba = np.asarray(canvas.buffer_rgba())
+    image = PIL.Image.frombuffer("RGBA", (rgba.shape[1], rgba.shape[0]), rgba, "raw", "RGBA", 0, 1)
+    return np.asarray(image.convert("RGB"))
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     """One PNG chunk: length, type, data and the CRC of type and data."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -550,7 +575,7 @@ def frame_images(
         if wanted is None or index in wanted:
             explorer._layouts = dict(layouts)
             refused.clear()
-            pixels = np.asarray(explorer.draw(**values).buffer_rgba())[:, :, :3].copy()
+            pixels = _rgb(explorer.draw(**values))
             if on_frame is not None:
                 on_frame(index, explorer._figure)
             if refused and refusals is not None:

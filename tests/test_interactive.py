@@ -34,13 +34,12 @@ from PIL import Image
 
 from book_ext.live_figures import (
     axes_state,
-    encode_png,
     figure_of_source,
     frame_facts,
     frame_folder_name,
-    half_size,
     library_digest,
 )
+from book_ext.small_png import encode_png, half_size, mean_difference
 from nqm_lib import widgets
 from nqm_lib.interactive import FIGURES, Control, InteractiveFigure, declaration, site_grid
 from nqm_lib.widgets import CheckboxGroup, Explorer, explore, frame_images
@@ -209,6 +208,35 @@ def test_site_frames_are_what_the_notebook_draws_for_that_setting(figure_id):
         difference = np.abs(stored - fresh.astype(int))
         assert difference.mean() < 1.0, f"{figure_id} frame {index}: mean difference {difference.mean():.2f}"
         assert np.mean(difference.max(axis=2) <= 16) > 0.99, f"{figure_id} frame {index}"
+
+
+def test_256_colour_frames_keep_the_background_exact_and_the_rest_within_tolerance_at_both_scales():
+    # momentum_risk has the most colours of the site's figures: two panels, a band and dots.
+    figure = FIGURES["momentum_risk"]
+    ((_, large),) = frame_images(figure, [figure.frame_index()], scale=2)
+    for rgb in (large, half_size(large)):
+        image = Image.open(io.BytesIO(encode_png(rgb)))
+        assert image.mode == "P", "not a palette PNG"
+        shown = np.asarray(image.convert("RGB")).astype(int)
+        background = np.all(rgb == rgb[0, 0], axis=2)
+        assert background.mean() > 0.5 and np.array_equal(shown[background], rgb[background].astype(int))
+        difference = np.abs(shown - rgb.astype(int))
+        assert difference.mean() < 1.0, f"{rgb.shape}: mean difference {difference.mean():.2f}"
+        assert np.mean(difference.max(axis=2) <= 16) > 0.99, rgb.shape
+
+
+def test_a_frame_crowded_with_colours_falls_back_to_a_palette_that_keeps_the_tolerance():
+    # Two frames of the site's 1,785 need it: RMSProp's paths at η = 3.16, B = 2 cross in 11,711 colours.
+    figure = FIGURES["optimiser_paths"]
+    index = figure.frame_index(optimiser="RMSProp", lr=3.16, batch_size=2, feature_mean=2.0)
+    ((_, large),) = frame_images(figure, [index], scale=2)
+    small = half_size(large)
+    drawn = Image.fromarray(small)
+    stored = Image.open(io.BytesIO(encode_png(small))).convert("RGB")
+    octree = drawn.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    median_cut = drawn.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    assert mean_difference(octree, drawn) > 1.0 > mean_difference(stored, drawn)
+    assert np.array_equal(np.asarray(stored), np.asarray(median_cut.convert("RGB")))
 
 
 def test_an_unstable_site_frame_is_the_drawn_divergence_the_notebook_shows():
@@ -387,7 +415,7 @@ def test_built_site_frames_equal_a_fresh_render(built_site):
         frames = dict(figure.frames())
         for index in sorted({0, figure.frame_index(), figure.frame_count - 1}):
             fresh = _fresh_render(figure, frames[index], scale=2)
-            for name, expected in ((f"{index}@2x.png", encode_png(fresh, fast=True)),
+            for name, expected in ((f"{index}@2x.png", encode_png(fresh)),
                                    (f"{index}.png", encode_png(half_size(fresh)))):
                 shown = np.asarray(Image.open(folder / name).convert("RGB"))
                 expected = np.asarray(Image.open(io.BytesIO(expected)).convert("RGB"))

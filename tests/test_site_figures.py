@@ -27,7 +27,6 @@ from PIL import Image
 
 from book_ext.figure_links import drop_unreferenced_images, retina_files
 from book_ext.live_figures import (
-    half_size,
     library_digest,
     live_note,
     module_dependencies,
@@ -35,6 +34,7 @@ from book_ext.live_figures import (
     settings_text,
 )
 from book_ext.notebook_figures import NAME_KEY, move_figure_names
+from book_ext.small_png import half_size
 from nqm_lib.interactive import FIGURES, Control, InteractiveFigure
 from nqm_lib.widgets import Explorer, frame_images
 
