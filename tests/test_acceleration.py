@@ -25,17 +25,19 @@ STARTS = np.linspace(-10.0, 10.0, 2001)
 
 
 def spectral_radius(x, momentum, nesterov=False):
-    """Largest |eigenvalue| of the (θ, v) matrix of one coordinate with η h = x (h = 1, η = x)."""
-    if nesterov:
-        A = [[1 - x * (1 + momentum), -x * momentum**2], [1.0, momentum]]
-    else:
-        A = [[1 - x, -x * momentum], [1.0, momentum]]
-    return np.max(np.abs(np.linalg.eigvals(np.array(A))))
+    """Largest |eigenvalue| of the (θ, v) matrix of one coordinate with η h = x (h = 1, η = x);
+    ``x`` may be an array (one matrix per entry)."""
+    x = np.asarray(x, dtype=float)
+    A = np.empty((*x.shape, 2, 2))
+    A[..., 0, 0] = 1 - x * (1 + momentum) if nesterov else 1 - x
+    A[..., 0, 1] = -x * momentum**2 if nesterov else -x * momentum
+    A[..., 1, 0], A[..., 1, 1] = 1.0, momentum
+    return np.max(np.abs(np.linalg.eigvals(A)), axis=-1)
 
 
 def worst_on_grid(lr, momentum=0.0, nesterov=False, h_min=H_MIN, h_max=H_MAX):
     curvatures = np.concatenate([np.geomspace(h_min, h_max, 3001), [h_min, h_max]])
-    return max(spectral_radius(lr * h, momentum, nesterov) for h in curvatures)
+    return float(spectral_radius(lr * curvatures, momentum, nesterov).max())
 
 
 def by_loop(gradient, theta0, steps, lr, momentum=0.0, nesterov=False):
