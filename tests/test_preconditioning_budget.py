@@ -58,15 +58,23 @@ def exact():
 # ---------------------------------------------------------------- oracles
 
 
-def oracle_budget_risk(problem, precond_power, damping, batch_size, lrs, steps):
-    """E[L(θ_T)] for each rate: m_T = r^{2T} m_0 + σ² (1 − r^{2T})/(1 − r²), in parameter units."""
+def oracle_budget_risk(problem, precond_power, damping, batch_size, lrs, steps, block=64):
+    """E[L(θ_T)] for each rate: m_T = r^{2T} m_0 + σ² (1 − r^{2T})/(1 − r²), in parameter units.
+
+    ``block`` rates at a time: on the 10⁴ coordinates of the exact spectrum, 2000 rates at once
+    made arrays of 160 MB that took seven times as long to pass through memory.
+    """
     scale = problem.h**precond_power + damping
-    lrs = np.asarray(lrs, dtype=float)[:, None]
-    r = 1.0 - lrs * problem.h / scale
-    noise = lrs**2 * problem.c / (batch_size * scale**2)  # variance of the step's noise
-    r2t = r ** (2 * steps)
-    second_moment = r2t * problem.theta0**2 + noise * (1.0 - r2t) / (1.0 - r**2)
-    return (0.5 * problem.h * second_moment * problem.counts).sum(axis=1)
+    lrs = np.asarray(lrs, dtype=float)
+    step_noise = problem.c / (batch_size * scale**2)  # the step's noise variance, over η²
+    risks = np.empty(lrs.size)
+    for start in range(0, lrs.size, block):
+        lr = lrs[start : start + block, None]
+        r2 = (1.0 - lr * problem.h / scale) ** 2
+        r2t = r2**steps
+        second_moment = r2t * problem.theta0**2 + lr**2 * step_noise * (1.0 - r2t) / (1.0 - r2)
+        risks[start : start + block] = (0.5 * problem.h * second_moment * problem.counts).sum(axis=1)
+    return risks
 
 
 def oracle_tuned(problem, precond_power, damping, batch_size, steps=BUDGET):
