@@ -64,7 +64,8 @@ STATIC = HERE / "static"
 #: How frames are drawn and encoded (see :func:`encode_png`): change it to draw every frame again.
 FRAME_FORMAT = (
     "frame_images(scale=2); 1x = 2x2 mean; small_png.encode_png: octree with exact background, "
-    f"level {COMPRESS_LEVEL}; manifest with refused frames and each frame's axes and warnings"
+    f"level {COMPRESS_LEVEL}; manifest with refused frames and each frame's axes (with their places) "
+    "and warnings"
 )
 #: Resolution of the frames drawn, in device pixels per CSS pixel (the 1× frame is their mean).
 SCALE = 2
@@ -200,9 +201,10 @@ def frame_folder_name(figure: object, library: str | None = None) -> str:
 
 
 def axes_state(fig: object) -> list[tuple]:
-    """What must not move when a control moves: every axes' scales, limits and major ticks."""
+    """What must not move when a control moves: every axes' place, scales, limits and major ticks."""
     return [
         (
+            tuple(ax.get_position().bounds),
             ax.get_xscale(),
             ax.get_yscale(),
             tuple(ax.get_xlim()),
