@@ -188,12 +188,17 @@ def test_digits_gradient_noise_is_the_training_set_covariance(softmax):
     assert n == 1348
     full = torch.autograd.functional.jacobian(lambda p: softmax.training_loss(p.unsqueeze(0))[0], theta)
     np.testing.assert_allclose(mean, full.numpy(), atol=1e-12)
-    x, y = softmax.sample((100_000, 1), torch.Generator().manual_seed(0))
-    params = theta.reshape(1, -1).expand(100_000, -1).clone().requires_grad_(True)
-    softmax.loss(params, x, y).sum().backward()
-    drawn = params.grad.numpy()
+    draws = 100_000
+    x, y = softmax.sample((draws, 1), torch.Generator().manual_seed(0))
+    # the draws repeat the 1348 examples: one gradient per distinct example, weighted by its count
+    rows, counts = torch.unique(torch.cat([x[:, 0], y.to(x.dtype)], dim=1), dim=0, return_counts=True)
+    params = theta.reshape(1, -1).expand(len(rows), -1).clone().requires_grad_(True)
+    softmax.loss(params, rows[:, None, :-1], rows[:, None, -1].long()).sum().backward()
+    gradients, weights = params.grad.numpy(), counts.numpy()[:, None]
+    deviations = gradients - (weights * gradients).sum(axis=0) / draws
     # the trace of the sample covariance is the sum of the sample variances (no 650 × 650 matrix)
-    assert drawn.var(axis=0, ddof=1).sum() == pytest.approx(np.trace(covariance), rel=0.02)
+    sample_variances = (weights * deviations**2).sum(axis=0) / (draws - 1)
+    assert sample_variances.sum() == pytest.approx(np.trace(covariance), rel=0.02)
 
 
 def test_digits_mlp_starts_near_log_ten_and_trains():
