@@ -38,7 +38,7 @@ def encode_png(rgb: np.ndarray) -> bytes:
     drawn = Image.fromarray(rgb)
     stored = drawn.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     palette = np.array(stored.getpalette(), dtype=np.uint8).reshape(-1, 3)
-    palette[np.asarray(stored)[0, 0]] = rgb[0, 0]  # the corner is background
+    palette[stored.getpixel((0, 0))] = rgb[0, 0]  # the corner is background
     stored.putpalette(palette.tobytes())
     if mean_difference(stored, drawn) >= MEAN_DIFFERENCE_BOUND:
         stored = drawn.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
