@@ -34,7 +34,8 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
     if exception is None and app.builder.format == "html":
         target = Path(app.outdir) / "_static" / "mathjax"
         source = _mathjax_source()
-        shutil.copytree(source, target, dirs_exist_ok=True, ignore=_unused(source))
+        shutil.rmtree(target, ignore_errors=True)  # no file a former build copied stays behind
+        shutil.copytree(source, target, ignore=_unused(source))
 
 
 def _unused(source: Path) -> object:
