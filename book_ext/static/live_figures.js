@@ -94,5 +94,21 @@ document.querySelectorAll(".nqm-live").forEach((figure) => {
       hint.textContent = checked(control).length ? "not drawn for the site" : "keep at least one";
     });
   });
-  neighbours();
+  // The frames one move away are loaded once the figure comes within a screen's height of the
+  // window, where a reader is about to move it, and after every move. Loading them for every
+  // figure with the page decoded a few dozen frames a reader might never see (at 2x, most of the
+  // CPU a chapter's live figures cost on a phone).
+  if ("IntersectionObserver" in window) {
+    const near = new IntersectionObserver(
+      (entries) => {
+        if (!entries.some((entry) => entry.isIntersecting)) return;
+        near.disconnect();
+        neighbours();
+      },
+      {rootMargin: "100% 0px"},
+    );
+    near.observe(figure);
+  } else {
+    neighbours();
+  }
 });
