@@ -350,13 +350,23 @@ def _builder_inited(app: Sphinx) -> None:
     app.env.nqm_live_manifests = render_frames(app.srcdir)
 
 
+def _static_files_changed(app: Sphinx) -> bool:
+    """Whether a file of ``book_ext/static`` differs from its copy in the site: Sphinx copies the
+    static files only in a build that writes a page, so an edited script alone was never copied."""
+    site = Path(app.outdir) / "_static"
+    return any(
+        not (site / path.name).exists() or (site / path.name).read_bytes() != path.read_bytes()
+        for path in STATIC.iterdir()
+        if path.is_file()
+    )
+
+
 def _outdated(app: Sphinx, env: object, added: set, changed: set, removed: set) -> list[str]:
-    """Pages with live figures are written again when any figure's frames changed."""
+    """Pages with live figures are written again when any figure's frames or a static file changed."""
     folders = sorted(m["folder"] for m in getattr(env, "nqm_live_manifests", {}).values())
-    if getattr(env, "nqm_live_folders", None) == folders:
-        return []
+    stale = getattr(env, "nqm_live_folders", None) != folders or _static_files_changed(app)
     env.nqm_live_folders = folders
-    return sorted(getattr(env, "nqm_live_pages", set()))
+    return sorted(getattr(env, "nqm_live_pages", set())) if stale else []
 
 
 def _cell_source(cell: nodes.Element) -> str:
