@@ -34,6 +34,7 @@ as chapters still pass the widgets themselves), the function naming its declarat
 from __future__ import annotations
 
 import ast
+import fcntl
 import functools
 import hashlib
 import html
@@ -64,7 +65,7 @@ STATIC = HERE / "static"
 #: How frames are drawn and encoded (see :func:`encode_png`): change it to draw every frame again.
 FRAME_FORMAT = (
     "frame_images(scale=2); 1x = 2x2 mean; small_png.encode_png: octree with exact background, "
-    f"level {COMPRESS_LEVEL}; manifest with refused frames and each frame's axes (with their places) "
+    f"zlib-ng level {COMPRESS_LEVEL}; manifest with refused frames and each frame's axes (with their places) "
     "and warnings"
 )
 #: Resolution of the frames drawn, in device pixels per CSS pixel (the 1× frame is their mean).
@@ -250,13 +251,13 @@ def _draw_frames(figure_id: str, folder: str) -> tuple[tuple[int, int], float, d
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for index, rgb in frame_images(figure_id, scale=SCALE, refusals=refused, on_frame=record):
+        for index, image in frame_images(figure_id, scale=SCALE, refusals=refused, on_frame=record):
             facts[index]["warnings"] = sorted({str(w.message) for w in caught})  # since the last frame
             caught.clear()
-            (Path(folder) / f"{index}@2x.png").write_bytes(encode_png(rgb))
-            small = half_size(rgb)
+            (Path(folder) / f"{index}@2x.png").write_bytes(encode_png(image))
+            small = half_size(image)
             (Path(folder) / f"{index}.png").write_bytes(encode_png(small))
-            size = (small.shape[1], small.shape[0])
+            size = small.size
     return size, time.perf_counter() - start, refused, facts
 
 
@@ -267,12 +268,23 @@ def render_frames(srcdir: str | Path, workers: int | None = None) -> dict[str, d
     the figure, its folder, frame count, sizes in bytes (1× and 2×), image size (1×, in CSS
     pixels), drawing time, the frames drawn as a message instead of a plot (``refused``) and,
     frame by frame, its :func:`frame_facts` and the warnings its drawing raised (``frame_facts``).
-    """
-    from nqm_lib.interactive import FIGURES
 
+    Processes that ask at once (the test suite's site build and a test that reads the
+    manifests, or ``make book`` beside ``make test``) take turns under a lock on the cache: the
+    later one waits and finds the frames drawn, instead of drawing them a second time.
+    """
     workers = workers or int(os.environ.get("NQM_LIVE_WORKERS", "2"))
     root = cache_root(srcdir)
     root.mkdir(parents=True, exist_ok=True)
+    with open(root / "drawing.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        return _render_missing_frames(root, workers)
+
+
+def _render_missing_frames(root: Path, workers: int) -> dict[str, dict]:
+    """:func:`render_frames` in the cache folder ``root``, under its lock."""
+    from nqm_lib.interactive import FIGURES
+
     manifests, missing = {}, []
     for figure in FIGURES.values():
         folder = root / frame_folder_name(figure)

@@ -21,8 +21,6 @@ widget's own ``_repr_mimebundle_`` (ipywidgets 8 only), and :class:`CheckboxGrou
 from __future__ import annotations
 
 import re
-import struct
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import ipywidgets
@@ -46,6 +44,7 @@ from matplotlib.transforms import Bbox
 
 from .interactive import InteractiveFigure, declaration
 from .plotting import drawing_into, message_figure
+from .png import png_bytes
 
 __all__ = ["CheckboxGroup", "Explorer", "explore", "frame_images"]
 
@@ -336,11 +335,12 @@ class _RasterCache:
                 alone = self._blank_renderer_like(renderer)
                 draw(artist, alone)
                 pixels = np.asarray(alone.buffer_rgba())
-                rows, columns = np.nonzero(pixels[:, :, 3])
+                drawn = pixels[:, :, 3] != 0
+                rows, columns = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
                 if rows.size == 0:
                     self._images[key] = (0, 0, np.zeros((0, 0, 4), np.uint8))
                 else:
-                    top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
+                    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
                     crop = pixels[top:bottom, left:right][::-1].copy()  # bottom row first, as Agg pastes
                     self._images[key] = (int(left), int(renderer.height - bottom), crop)
                 if len(self._images) > self._size:
@@ -489,34 +489,19 @@ def _touches_edge(canvas: FigureCanvasAgg, band: int = 2) -> bool:
 
 
 def _png(canvas: FigureCanvasAgg) -> bytes:
-    """PNG bytes of an Agg canvas that has been drawn: 8-bit RGB, unfiltered rows, zlib level 1.
-
-    Written directly because a general encoder spends as long choosing a filter for every
-    row as zlib spends compressing; a plot's flat colours compress well without one.
-    """
-    width, height = canvas.get_width_height()
-    rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # a leading 0 per row: filter "none"
-    rows[:, 1:].reshape(height, width, 3)[...] = np.asarray(canvas.buffer_rgba())[:, :, :3]
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-    return b"\x89PNG\r\n\x1a\n" + b"".join(
-        _png_chunk(kind, data)
-        for kind, data in ((b"IHDR", header), (b"IDAT", zlib.compress(rows.tobytes(), 1)), (b"IEND", b""))
-    )
+    """PNG bytes of an Agg canvas that has been drawn: 8-bit RGB, unfiltered rows, zlib level 1."""
+    return png_bytes(np.asarray(canvas.buffer_rgba())[:, :, :3])
 
 
-def _rgb(canvas: FigureCanvasAgg) -> np.ndarray:
-    """The RGB pixels of a drawn Agg canvas, as a new array.
+def _rgb_image(canvas: FigureCanvasAgg) -> PIL.Image.Image:
+    """The RGB pixels of a drawn Agg canvas, as a new PIL image.
 
-    PIL drops the alpha channel in half the time numpy takes to copy the other three out.
+    PIL drops the alpha channel in half the time numpy takes to copy the other three out, and
+    the site build encodes the image as it is, without a copy to numpy and back.
     """
     rgba = np.asarray(canvas.buffer_rgba())
     image = PIL.Image.frombuffer("RGBA", (rgba.shape[1], rgba.shape[0]), rgba, "raw", "RGBA", 0, 1)
-    return np.asarray(image.convert("RGB"))
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    """One PNG chunk: length, type, data and the CRC of type and data."""
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return image.convert("RGB")
 
 
 def frame_images(
@@ -526,11 +511,12 @@ def frame_images(
     scale: int = 1,
     refusals: dict[int, str] | None = None,
     on_frame: Callable[[int, Figure], None] | None = None,
-) -> Iterator[tuple[int, np.ndarray]]:
+) -> Iterator[tuple[int, PIL.Image.Image]]:
     """Draw the site's frames of a declared figure, as the notebook's widget draws them.
 
-    Yields ``(frame index, RGB pixels)`` for the frames ``indices`` (all by default) of
-    :meth:`~nqm_lib.interactive.InteractiveFigure.frames`. Every frame is drawn by an
+    Yields ``(frame index, RGB image)`` for the frames ``indices`` (all by default) of
+    :meth:`~nqm_lib.interactive.InteractiveFigure.frames`, the image as a PIL image
+    (``numpy.asarray`` gives its pixels; the site build encodes it as it is). Every frame is drawn by an
     :class:`Explorer` that first drew the default figure — what a reader sees after moving the
     notebook's controls from their defaults to that setting: the axes keep the default
     figure's layout (laid out again only if something would run off the image), and a setting
@@ -575,12 +561,12 @@ def frame_images(
         if wanted is None or index in wanted:
             explorer._layouts = dict(layouts)
             refused.clear()
-            pixels = _rgb(explorer.draw(**values))
+            image = _rgb_image(explorer.draw(**values))
             if on_frame is not None:
                 on_frame(index, explorer._figure)
             if refused and refusals is not None:
                 refusals[index] = refused[-1]
-            yield index, pixels
+            yield index, image
 
 
 def explore(

@@ -8,6 +8,8 @@ redraw reuses the pixels of unchanged axes and legends: what it shows is what dr
 figure afresh shows, to a level or two of antialiasing.
 """
 
+import io
+
 import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
@@ -310,6 +312,29 @@ def test_widget_png_decodes_to_exactly_the_drawn_canvas():
     np.testing.assert_array_equal(png_pixels(image), drawn)
     assert drawn.shape[:2] == canvas.get_width_height()[::-1]
     assert len(image.data) < drawn.nbytes / 5  # compressed, not stored
+
+
+def test_palette_png_decodes_to_its_indices_and_colours_and_bad_input_is_refused():
+    from PIL import Image
+
+    from nqm_lib.png import png_bytes
+
+    rng = np.random.default_rng(3)
+    indices = rng.integers(0, 5, size=(7, 11), dtype=np.uint8)
+    palette = rng.integers(0, 256, size=(5, 3), dtype=np.uint8)
+    decoded = Image.open(io.BytesIO(png_bytes(indices, palette=palette.tobytes(), level=6)))
+    assert decoded.mode == "P" and decoded.size == (11, 7)
+    np.testing.assert_array_equal(np.asarray(decoded.convert("RGB")), palette[indices])
+    strided = rng.integers(0, 256, size=(6, 9, 4), dtype=np.uint8)[:, :, :3]  # as a canvas's RGBA view
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(strided)))), strided)
+    with pytest.raises(ValueError, match=r"need uint8 height × width × 3 RGB values"):
+        png_bytes(indices)
+    with pytest.raises(ValueError, match=r"dtype float64 .* need uint8 height × width indices"):
+        png_bytes(indices.astype(float), palette=palette.tobytes())
+    with pytest.raises(ValueError, match="palette of 4 bytes"):
+        png_bytes(indices, palette=b"\x00" * 4)
+    with pytest.raises(ValueError, match="level = 10"):
+        png_bytes(strided, level=10)
 
 
 def test_explorer_lays_out_again_when_text_would_be_cut_off_at_the_edge():

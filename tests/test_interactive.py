@@ -221,7 +221,8 @@ def test_site_frames_are_what_the_notebook_draws_for_that_setting(built_site, fi
 def test_256_colour_frames_keep_the_background_exact_and_the_rest_within_tolerance_at_both_scales():
     # momentum_risk has the most colours of the site's figures: two panels, a band and dots.
     figure = FIGURES["momentum_risk"]
-    ((_, large),) = frame_images(figure, [figure.frame_index()], scale=2)
+    ((_, frame),) = frame_images(figure, [figure.frame_index()], scale=2)
+    large = np.asarray(frame)
     for rgb in (large, half_size(large)):
         image = Image.open(io.BytesIO(encode_png(rgb)))
         assert image.mode == "P", "not a palette PNG"
@@ -238,7 +239,7 @@ def test_a_frame_crowded_with_colours_falls_back_to_a_palette_that_keeps_the_tol
     figure = FIGURES["optimiser_paths"]
     index = figure.frame_index(optimiser="RMSProp", lr=3.16, batch_size=2, feature_mean=2.0)
     ((_, large),) = frame_images(figure, [index], scale=2)
-    small = half_size(large)
+    small = np.asarray(half_size(large))
     drawn = Image.fromarray(small)
     stored = Image.open(io.BytesIO(encode_png(small))).convert("RGB")
     octree = drawn.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
@@ -250,12 +251,12 @@ def test_a_frame_crowded_with_colours_falls_back_to_a_palette_that_keeps_the_tol
 def test_an_unstable_site_frame_is_the_drawn_divergence_the_notebook_shows():
     figure = FIGURES["sgd_risk"]
     index = figure.frame_index(lr=0.06, batch_size=1)
-    ((_, rgb),) = frame_images(figure, [index])
+    ((_, image),) = frame_images(figure, [index])
     explorer = Explorer(figure.figure_function, {}, figure.defaults)
     explorer.draw()
     (ax,) = explorer.figure(lr=0.06, batch_size=1).axes
     assert ax.axison and [text.get_text() for text in ax.texts] == ["diverges: ηh₁ = 3 ≥ 2"]
-    assert np.array_equal(rgb, _fresh_render(figure, {**figure.defaults, "lr": 0.06}))
+    assert np.array_equal(np.asarray(image), _fresh_render(figure, {**figure.defaults, "lr": 0.06}))
 
 
 # ---------------------------------------------------------------- fixed axes, divergence drawn (issue 19)

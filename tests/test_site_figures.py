@@ -41,9 +41,12 @@ from nqm_lib.widgets import Explorer, frame_images
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_no_site_frame_is_a_message_card():
-    """Every frame on the site is a plot: unstable settings are drawn, not refused."""
-    manifests = render_frames(ROOT)  # the site's frames (drawn if not cached yet)
+def test_no_site_frame_is_a_message_card(built_site):
+    """Every frame on the site is a plot: unstable settings are drawn, not refused.
+
+    It runs with the site's tests (``built_site``), after the site build has drawn the frames.
+    """
+    manifests = render_frames(ROOT)  # the site's frames (drawn here only if the site came from elsewhere)
     cards = []
     for figure_id, manifest in manifests.items():
         figure = FIGURES[figure_id]
@@ -90,7 +93,8 @@ def test_frame_images_records_the_settings_it_draws_as_a_message():
 def test_2x_frames_are_the_notebook_figure_at_twice_the_resolution_and_1x_their_mean():
     figure = FIGURES["sgd_risk"]
     index = figure.frame_index()
-    ((_, large),) = frame_images(figure, [index], scale=2)
+    ((_, image),) = frame_images(figure, [index], scale=2)
+    large = np.asarray(image)
     explorer = Explorer(figure.figure_function, {}, figure.defaults)
     native = np.asarray(explorer.draw().buffer_rgba())[:, :, :3].astype(int)
     assert large.shape == (2 * native.shape[0], 2 * native.shape[1], 3)
