@@ -605,10 +605,12 @@ def _copy_frames(app: Sphinx, exception: Exception | None) -> None:
         for old in target.iterdir():
             if old.name not in wanted:
                 shutil.rmtree(old, ignore_errors=True)
-    for folder in wanted:
-        destination = target / folder
-        if not (destination / "manifest.json").exists():
-            shutil.copytree(cache_root(app.srcdir) / folder, destination, dirs_exist_ok=True)
+    for folder in wanted:  # copied again if the cache's frames were drawn again (a new manifest)
+        source, destination = cache_root(app.srcdir) / folder, target / folder
+        copied = destination / "manifest.json"
+        if not copied.exists() or copied.read_bytes() != (source / "manifest.json").read_bytes():
+            shutil.rmtree(destination, ignore_errors=True)
+            shutil.copytree(source, destination)
     drawing = cache_root(app.srcdir) / "last_drawing.json"
     if drawing.exists():  # this build drew frames: record what it cost, for the status page
         site_bytes = sum(f.stat().st_size for f in Path(app.outdir).rglob("*") if f.is_file())

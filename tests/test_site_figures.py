@@ -27,6 +27,7 @@ from PIL import Image
 
 from book_ext.figure_links import drop_unreferenced_images, retina_files
 from book_ext.live_figures import (
+    frame_folder_name,
     library_digest,
     live_note,
     module_dependencies,
@@ -55,6 +56,23 @@ def test_no_site_frame_is_a_message_card(built_site):
             settings = settings_text(figure, frames[int(index)])
             cards.append(f"{figure_id} frame {index} ({settings}): {message}")
     assert not cards, f"{len(cards)} site frames are a message instead of a plot:\n" + "\n".join(cards[:40])
+
+
+def test_every_live_figure_has_all_its_frames_on_the_site(built_site):
+    """Each declared figure's folder on the site holds a 2× and a 1× frame for every setting of
+    its grid, and its manifest counts them all: a drawing cut short, or two processes drawing
+    into one folder at once, left a manifest of 61 frames for a figure of 252."""
+    result, html = built_site
+    assert result.returncode == 0, "the site did not build: see test_book.py"
+    for figure in FIGURES.values():
+        folder = html / "_static" / "live" / frame_folder_name(figure)
+        names = {path.name for path in folder.glob("*.png")}
+        wanted = {f"{index}{suffix}.png" for index in range(figure.frame_count) for suffix in ("", "@2x")}
+        missing = sorted(wanted - names, key=lambda name: int(name.split(".")[0].removesuffix("@2x")))
+        assert not missing, f"{figure.id}: {len(missing)} of {len(wanted)} frames missing, e.g. {missing[:3]}"
+        assert names == wanted, f"{figure.id}: frame files outside its grid: {sorted(names - wanted)[:3]}"
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["frames"] == figure.frame_count == len(manifest["frame_facts"]), figure.id
 
 
 class _Declared(InteractiveFigure):
