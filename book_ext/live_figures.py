@@ -14,7 +14,7 @@ extension
    ``key`` hashes what the frames depend on: the code of the ``nqm_lib`` modules the figure
    function and the widgets import (transitively; docstrings and comments aside) and the data
    files they name, the figure's own declaration, the frame format (``FRAME_FORMAT``) and the
-   matplotlib, numpy and Pillow versions. A change to an unrelated module draws nothing again,
+   matplotlib, numpy, Pillow and zlib-ng versions. A change to an unrelated module draws nothing again,
    and a build in another output folder (the test suite's) reuses the frames;
 3. copies the frames to ``_static/live/<id>-<key>/`` of the site, and on each chapter page
    replaces the outputs of every ``explore(...)`` cell (the note, the empty widget area and the
@@ -186,7 +186,7 @@ def library_digest(figure: object | None = None, root: Path | None = None) -> st
                 if data.name in source:
                     digest.update(data.name.encode() + hashlib.sha256(data.read_bytes()).digest())
     digest.update(FRAME_FORMAT.encode())
-    for package in ("matplotlib", "numpy", "pillow"):
+    for package in ("matplotlib", "numpy", "pillow", "zlib-ng"):
         digest.update(f"{package}=={metadata.version(package)}".encode())
     return digest.hexdigest()
 

@@ -179,6 +179,24 @@ def test_frames_are_keyed_only_on_the_modules_their_figure_imports(tmp_path):
         before = after
 
 
+@pytest.mark.parametrize("package", ["matplotlib", "numpy", "pillow", "zlib-ng"])
+def test_frames_are_drawn_again_under_another_version_of_a_package_that_draws_or_encodes_them(
+    tmp_path, monkeypatch, package
+):
+    import book_ext.live_figures as live_figures
+
+    root = _library(tmp_path)
+    figure = InteractiveFigure("a", "nqm_lib.figures_a:figure", (Control("x", "x", 1, "int", (1, 2)),))
+    before = library_digest(figure, root)
+    real_version = live_figures.metadata.version
+    monkeypatch.setattr(
+        live_figures.metadata,
+        "version",
+        lambda name: "0.0.1" if name == package else real_version(name),
+    )
+    assert library_digest(figure, root) != before, f"another {package} would keep the old frames"
+
+
 def test_each_site_figure_is_keyed_on_its_own_modules_only():
     names = {
         f.id: {p.name for p in module_dependencies([f.function.split(":")[0], "nqm_lib.widgets"])}
